@@ -1,0 +1,1 @@
+"""The command line: parse, call the library, render. Never imported by the library."""
