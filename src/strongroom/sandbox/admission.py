@@ -1,0 +1,388 @@
+"""What kube-apiserver does to an object before it stores it: defaults and validation.
+
+Names, labels and the handful of per-kind rules that clients run into (a pod
+needs containers, a namespace name is a DNS label, a ConfigMap key must be a
+valid key) answer 422 Invalid with kube's field paths, so tools built on the
+sandbox meet the same refusals a real cluster gives.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from strongroom.sandbox import apierrors
+from strongroom.sandbox.crds import crd_errors, prune_and_validate
+from strongroom.sandbox.resources import ResourceType
+
+JsonObject = dict[str, Any]
+Cause = tuple[str, str, str]
+
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+
+# Kinds whose names only need to be valid path segments (RBAC names such as "system:node").
+_PATH_SEGMENT_NAMED = {
+    ("rbac.authorization.k8s.io", "Role"),
+    ("rbac.authorization.k8s.io", "RoleBinding"),
+    ("rbac.authorization.k8s.io", "ClusterRole"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+    ("", "Event"),
+    ("events.k8s.io", "Event"),
+    ("certificates.k8s.io", "CertificateSigningRequest"),
+}
+_DNS_LABEL_NAMED = {("", "Namespace")}
+_DNS1035_NAMED = {("", "Service")}
+
+# Kinds whose strategy tracks metadata.generation (spec changes bump it).
+GENERATION_KINDS = {
+    ("apps", "Deployment"),
+    ("apps", "StatefulSet"),
+    ("apps", "DaemonSet"),
+    ("apps", "ReplicaSet"),
+    ("", "ReplicationController"),
+    ("batch", "Job"),
+    ("batch", "CronJob"),
+    ("policy", "PodDisruptionBudget"),
+    ("networking.k8s.io", "Ingress"),
+    ("networking.k8s.io", "NetworkPolicy"),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"),
+    ("scheduling.k8s.io", "PriorityClass"),
+}
+
+# Top-level fields each built-in kind has; anything else is an unknown field
+# (a typo like "metdata"), which Strict field validation refuses.
+_COMMON_FIELDS = {"apiVersion", "kind", "metadata"}
+TOP_LEVEL_FIELDS: dict[tuple[str, str], set[str]] = {
+    ("", "ConfigMap"): {"data", "binaryData", "immutable"},
+    ("", "Secret"): {"data", "stringData", "type", "immutable"},
+    ("", "ServiceAccount"): {"secrets", "imagePullSecrets", "automountServiceAccountToken"},
+    ("", "Endpoints"): {"subsets"},
+    ("", "Event"): {
+        "involvedObject",
+        "reason",
+        "message",
+        "source",
+        "firstTimestamp",
+        "lastTimestamp",
+        "count",
+        "type",
+        "eventTime",
+        "series",
+        "action",
+        "related",
+        "reportingComponent",
+        "reportingInstance",
+    },
+    ("events.k8s.io", "Event"): {
+        "eventTime",
+        "series",
+        "reportingController",
+        "reportingInstance",
+        "action",
+        "reason",
+        "regarding",
+        "related",
+        "note",
+        "type",
+        "deprecatedSource",
+        "deprecatedFirstTimestamp",
+        "deprecatedLastTimestamp",
+        "deprecatedCount",
+    },
+    ("rbac.authorization.k8s.io", "Role"): {"rules"},
+    ("rbac.authorization.k8s.io", "ClusterRole"): {"rules", "aggregationRule"},
+    ("rbac.authorization.k8s.io", "RoleBinding"): {"subjects", "roleRef"},
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): {"subjects", "roleRef"},
+    ("storage.k8s.io", "StorageClass"): {
+        "provisioner",
+        "parameters",
+        "reclaimPolicy",
+        "mountOptions",
+        "allowVolumeExpansion",
+        "volumeBindingMode",
+        "allowedTopologies",
+    },
+    ("scheduling.k8s.io", "PriorityClass"): {"value", "globalDefault", "description", "preemptionPolicy"},
+}
+
+
+def _builtin_fields(rt: ResourceType) -> set[str] | None:
+    if not rt.builtin:
+        return None
+    extra = TOP_LEVEL_FIELDS.get((rt.group, rt.kind), {"spec", "status"})
+    return _COMMON_FIELDS | extra
+
+
+def unknown_fields(rt: ResourceType, obj: JsonObject) -> list[str]:
+    """Top-level and metadata fields the kind does not have."""
+    found: list[str] = []
+    allowed = _builtin_fields(rt)
+    if allowed is not None:
+        found += [f".{name}" for name in obj if name not in allowed]
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        found += [f".metadata.{name}" for name in meta if name not in _META_FIELDS]
+    return found
+
+
+_META_FIELDS = {
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+}
+
+
+def name_errors(rt: ResourceType, name: str, field: str = "metadata.name") -> list[Cause]:
+    if not name:
+        return [(field, "FieldValueRequired", "Required value: name or generateName is required")]
+    ident = (rt.group, rt.kind)
+    if ident in _PATH_SEGMENT_NAMED:
+        if name in (".", "..") or "/" in name or "%" in name:
+            return [(field, "FieldValueInvalid", f"Invalid value: \"{name}\": may not contain '/' or '%'")]
+        return []
+    if ident in _DNS_LABEL_NAMED:
+        return _pattern_error(field, name, _DNS1123_LABEL, 63, "a lowercase RFC 1123 label", "my-name")
+    if ident in _DNS1035_NAMED:
+        return _pattern_error(field, name, _DNS1035_LABEL, 63, "a DNS-1035 label", "my-name")
+    return _pattern_error(
+        field, name, _DNS1123_SUBDOMAIN, 253, "a lowercase RFC 1123 subdomain", "example.com"
+    )
+
+
+def _pattern_error(
+    field: str, value: str, pattern: re.Pattern[str], limit: int, what: str, example: str
+) -> list[Cause]:
+    if len(value) > limit:
+        return [
+            (field, "FieldValueInvalid", f'Invalid value: "{value}": must be no more than {limit} characters')
+        ]
+    if not pattern.fullmatch(value):
+        return [
+            (
+                field,
+                "FieldValueInvalid",
+                f'Invalid value: "{value}": {what} must consist of lower case alphanumeric characters, '
+                f"'-' or '.', and must start and end with an alphanumeric character "
+                f"(e.g. '{example}')",
+            )
+        ]
+    return []
+
+
+def _label_errors(labels: Any, field: str) -> list[Cause]:
+    if labels is None:
+        return []
+    if not isinstance(labels, dict):
+        return [(field, "FieldValueInvalid", "Invalid value: must be a map of strings")]
+    causes: list[Cause] = []
+    for key, value in labels.items():
+        causes += _qualified_name_errors(key, f"{field}")
+        if not isinstance(value, str):
+            causes.append((f"{field}", "FieldValueInvalid", f"Invalid value: {value!r}: must be a string"))
+        elif value and (len(value) > 63 or not _LABEL_NAME.fullmatch(value)):
+            causes.append(
+                (
+                    field,
+                    "FieldValueInvalid",
+                    f'Invalid value: "{value}": a valid label must be an empty string or consist of '
+                    "alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric "
+                    "character, no more than 63 characters",
+                )
+            )
+    return causes
+
+
+def _qualified_name_errors(key: str, field: str) -> list[Cause]:
+    prefix, _, name = key.rpartition("/")
+    bad = not name or len(name) > 63 or not _LABEL_NAME.fullmatch(name)
+    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(prefix)):
+        bad = True
+    if bad:
+        return [
+            (
+                field,
+                "FieldValueInvalid",
+                f"Invalid value: \"{key}\": name part must consist of alphanumeric characters, '-', '_' "
+                "or '.', and must start and end with an alphanumeric character, with an optional DNS "
+                "subdomain prefix and '/'",
+            )
+        ]
+    return []
+
+
+def prune_custom(rt: ResourceType, obj: JsonObject) -> JsonObject:
+    """A custom object pruned to its CRD schema; 422 Invalid when it breaks the schema."""
+    if rt.builtin:
+        return obj
+    pruned, causes = prune_and_validate(rt.schema, obj)
+    if causes:
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        raise apierrors.invalid(rt.group, rt.kind, name, causes)
+    return pruned
+
+
+def validate(rt: ResourceType, obj: JsonObject) -> None:
+    """Raise 422 Invalid with every problem found, as kube's validation does."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        raise apierrors.invalid(rt.group, rt.kind, "", [("metadata", "FieldValueRequired", "Required value")])
+    name = str(meta.get("name") or "")
+    causes = name_errors(rt, name)
+    causes += _label_errors(meta.get("labels"), "metadata.labels")
+    annotations = meta.get("annotations")
+    if annotations is not None:
+        if not isinstance(annotations, dict) or not all(isinstance(v, str) for v in annotations.values()):
+            causes.append(
+                ("metadata.annotations", "FieldValueInvalid", "Invalid value: must be a map of strings")
+            )
+        else:
+            for key in annotations:
+                causes += _qualified_name_errors(key, "metadata.annotations")
+            if sum(len(k) + len(v) for k, v in annotations.items()) > 256 * 1024:
+                causes.append(
+                    ("metadata.annotations", "FieldValueTooLong", "Too long: must have at most 262144 bytes")
+                )
+    causes += _kind_errors(rt, obj)
+    if causes:
+        raise apierrors.invalid(rt.group, rt.kind, name, causes)
+
+
+def _kind_errors(rt: ResourceType, obj: JsonObject) -> list[Cause]:
+    ident = (rt.group, rt.kind)
+    spec = obj.get("spec")
+    causes: list[Cause] = []
+    if ident in {("", "ConfigMap"), ("", "Secret")}:
+        for section in ("data", "binaryData", "stringData"):
+            values = obj.get(section)
+            if values is None:
+                continue
+            if not isinstance(values, dict):
+                causes.append((section, "FieldValueInvalid", "Invalid value: must be a map"))
+                continue
+            for key in values:
+                if len(key) > 253 or not _CONFIG_KEY.fullmatch(key) or key in (".", ".."):
+                    causes.append(
+                        (
+                            f"{section}[{key}]",
+                            "FieldValueInvalid",
+                            f'Invalid value: "{key}": a valid config key must consist of alphanumeric '
+                            "characters, '-', '_' or '.'",
+                        )
+                    )
+    elif ident == ("", "Pod"):
+        containers = spec.get("containers") if isinstance(spec, dict) else None
+        if not containers:
+            causes.append(("spec.containers", "FieldValueRequired", "Required value"))
+        else:
+            causes += _container_errors(containers, "spec.containers")
+    elif ident in {
+        ("apps", "Deployment"),
+        ("apps", "StatefulSet"),
+        ("apps", "DaemonSet"),
+        ("apps", "ReplicaSet"),
+    }:
+        template = spec.get("template") if isinstance(spec, dict) else None
+        if not isinstance(spec, dict) or not isinstance(spec.get("selector"), dict):
+            causes.append(("spec.selector", "FieldValueRequired", "Required value"))
+        pod_spec = template.get("spec") if isinstance(template, dict) else None
+        containers = pod_spec.get("containers") if isinstance(pod_spec, dict) else None
+        if not containers:
+            causes.append(("spec.template.spec.containers", "FieldValueRequired", "Required value"))
+        else:
+            causes += _container_errors(containers, "spec.template.spec.containers")
+        selector = spec.get("selector") if isinstance(spec, dict) else None
+        labels = (template or {}).get("metadata", {}).get("labels", {}) if isinstance(template, dict) else {}
+        if isinstance(selector, dict) and isinstance(labels, dict):
+            wanted = selector.get("matchLabels") or {}
+            if isinstance(wanted, dict) and any(labels.get(k) != v for k, v in wanted.items()):
+                causes.append(
+                    (
+                        "spec.template.metadata.labels",
+                        "FieldValueInvalid",
+                        f"Invalid value: {labels!r}: `selector` does not match template `labels`",
+                    )
+                )
+    elif ident == ("", "PersistentVolumeClaim"):
+        if not isinstance(spec, dict) or not spec.get("accessModes"):
+            causes.append(
+                (
+                    "spec.accessModes",
+                    "FieldValueRequired",
+                    "Required value: at least 1 access mode is required",
+                )
+            )
+        storage = (
+            (((spec or {}).get("resources") or {}).get("requests") or {}).get("storage")
+            if isinstance(spec, dict)
+            else None
+        )
+        if not storage and not (isinstance(spec, dict) and spec.get("volumeName")):
+            causes.append(("spec.resources[storage]", "FieldValueRequired", "Required value"))
+    elif ident == ("", "PersistentVolume"):
+        if not isinstance(spec, dict) or not (spec.get("capacity") or {}).get("storage"):
+            causes.append(("spec.capacity", "FieldValueRequired", "Required value"))
+        if not isinstance(spec, dict) or not spec.get("accessModes"):
+            causes.append(("spec.accessModes", "FieldValueRequired", "Required value"))
+    elif ident == ("storage.k8s.io", "StorageClass"):
+        if not obj.get("provisioner"):
+            causes.append(("provisioner", "FieldValueRequired", "Required value"))
+    elif ident == ("", "Service"):
+        ports = spec.get("ports") if isinstance(spec, dict) else None
+        service_type = spec.get("type", "ClusterIP") if isinstance(spec, dict) else "ClusterIP"
+        if not ports and service_type != "ExternalName" and (spec or {}).get("clusterIP") != "None":
+            causes.append(("spec.ports", "FieldValueRequired", "Required value"))
+    elif ident == ("apiextensions.k8s.io", "CustomResourceDefinition"):
+        causes += crd_errors(obj)
+    elif ident in {
+        ("rbac.authorization.k8s.io", "RoleBinding"),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+    }:
+        if not isinstance(obj.get("roleRef"), dict):
+            causes.append(("roleRef", "FieldValueRequired", "Required value"))
+    return causes
+
+
+def _container_errors(containers: Any, field: str) -> list[Cause]:
+    if not isinstance(containers, list):
+        return [(field, "FieldValueInvalid", "Invalid value: must be a list")]
+    causes: list[Cause] = []
+    seen: set[str] = set()
+    for index, container in enumerate(containers):
+        path = f"{field}[{index}]"
+        if not isinstance(container, dict):
+            causes.append((path, "FieldValueInvalid", "Invalid value: must be an object"))
+            continue
+        name = container.get("name")
+        if not name:
+            causes.append((f"{path}.name", "FieldValueRequired", "Required value"))
+        elif name in seen:
+            causes.append((f"{path}.name", "FieldValueDuplicate", f'Duplicate value: "{name}"'))
+        else:
+            seen.add(name)
+            if not _DNS1123_LABEL.fullmatch(str(name)):
+                causes.append(
+                    (
+                        f"{path}.name",
+                        "FieldValueInvalid",
+                        f"Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'",
+                    )
+                )
+        if not container.get("image"):
+            causes.append((f"{path}.image", "FieldValueRequired", "Required value"))
+    return causes

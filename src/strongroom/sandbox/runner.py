@@ -1,0 +1,283 @@
+"""Starting, stopping and inspecting a sandbox cluster that lives in one directory.
+
+A sandbox is etcd plus the API server plus its controllers, with all state
+under DIR: etcd's data, the PKI, the kubeconfig, volumes and a state file
+that says which processes and ports belong to it. Starting again with the
+same DIR keeps every object and the same credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from etcd3aio import Etcd3Client
+
+from strongroom.errors import SandboxError
+from strongroom.sandbox.apiserver import ApiServer
+from strongroom.sandbox.controllers import Controllers
+from strongroom.sandbox.engine import Engine
+from strongroom.sandbox.etcdproc import free_port, pid_alive, start_etcd, stop_pid
+from strongroom.sandbox.pki import Pki, ensure_pki, server_ssl_context, write_kubeconfig
+from strongroom.sandbox.resources import ResourceRegistry
+from strongroom.sandbox.store import Store
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "sandbox.json"
+LOG_FILE = "sandbox.log"
+READY_TIMEOUT = 30.0
+
+
+@dataclass
+class SandboxState:
+    """What `sandbox status` reports and `sandbox down` needs; persisted as DIR/sandbox.json."""
+
+    dir: str
+    pid: int
+    server: str
+    port: int
+    etcdEndpoints: list[str]  # noqa: N815 - the JSON field name the issue and scripts use
+    etcdPid: int  # noqa: N815
+    etcdPeerPort: int  # noqa: N815
+    kubeconfig: str
+    nodes: int
+    insecure: bool = False
+    ready: bool = False
+    startedAt: str = ""  # noqa: N815
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def etcd_client_port(self) -> int:
+        return int(self.etcdEndpoints[0].rsplit(":", 1)[1]) if self.etcdEndpoints else 0
+
+
+def state_path(directory: Path) -> Path:
+    return directory / STATE_FILE
+
+
+def read_state(directory: Path) -> SandboxState | None:
+    path = state_path(directory)
+    try:
+        data = json.loads(path.read_text())
+        return SandboxState(**data)
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError) as exc:
+        raise SandboxError(
+            f"the sandbox state file {path} is unreadable: {exc}", hint="remove it and start again"
+        ) from exc
+
+
+def _write_state(directory: Path, state: SandboxState) -> None:
+    path = state_path(directory)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(state), indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def is_running(state: SandboxState | None) -> bool:
+    return state is not None and pid_alive(state.pid)
+
+
+def api_ready(state: SandboxState, timeout: float = 2.0) -> bool:
+    context = None
+    if state.server.startswith("https"):
+        context = ssl.create_default_context(cafile=str(Path(state.dir) / "pki" / "ca.crt"))
+    try:
+        with urllib.request.urlopen(f"{state.server}/readyz", timeout=timeout, context=context) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError, ValueError, ssl.SSLError):
+        return False
+
+
+async def serve(
+    directory: Path,
+    *,
+    port: int | None = None,
+    nodes: int = 1,
+    insecure: bool = False,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the sandbox in this process until `stop` is set (or SIGINT/SIGTERM)."""
+    directory = directory.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    previous = read_state(directory)
+    if is_running(previous) and previous is not None and previous.pid != os.getpid():
+        raise SandboxError(f"a sandbox is already running in {directory} (pid {previous.pid})")
+    if previous is not None and pid_alive(previous.etcdPid):
+        # Left over from a crashed server: its etcd must not hold the data dir.
+        stop_pid(previous.etcdPid)
+    pki = ensure_pki(directory)
+    etcd = start_etcd(
+        directory / "etcd",
+        client_port=previous.etcd_client_port if previous else None,
+        peer_port=previous.etcdPeerPort if previous else None,
+        log_file=directory / "etcd.log",
+    )
+    client = Etcd3Client([etcd.endpoint])
+    runner: web.AppRunner | None = None
+    controllers: Controllers | None = None
+    try:
+        await client.connect()
+        registry = ResourceRegistry()
+        engine = Engine(Store(client), registry)
+        api_port = free_port(port or (previous.port if previous else None))
+        if port and api_port != port:
+            raise SandboxError(f"port {port} on 127.0.0.1 is in use", hint="choose another --port or omit it")
+        scheme = "http" if insecure else "https"
+        server_url = f"{scheme}://127.0.0.1:{api_port}"
+        controllers = Controllers(
+            engine,
+            state_dir=directory,
+            nodes=nodes,
+            api_port=api_port,
+            ca_pem=pki.ca_cert.read_text(),
+        )
+        api = ApiServer(
+            engine,
+            token=pki.token(),
+            address=f"127.0.0.1:{api_port}",
+            insecure=insecure,
+            ready=lambda: controllers is not None and controllers.ready,
+        )
+        runner = web.AppRunner(api.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(
+            runner,
+            "127.0.0.1",
+            api_port,
+            ssl_context=None if insecure else server_ssl_context(pki),
+            backlog=512,
+        )
+        await site.start()
+        await controllers.start()
+        kubeconfig = directory / "kubeconfig"
+        write_kubeconfig(kubeconfig, server=server_url, pki=pki, insecure=insecure)
+        state = SandboxState(
+            dir=str(directory),
+            pid=os.getpid(),
+            server=server_url,
+            port=api_port,
+            etcdEndpoints=[etcd.client_url],
+            etcdPid=etcd.pid,
+            etcdPeerPort=int(etcd.peer_url.rsplit(":", 1)[1]),
+            kubeconfig=str(kubeconfig),
+            nodes=nodes,
+            insecure=insecure,
+            ready=True,
+            startedAt=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
+        _write_state(directory, state)
+        log.info("sandbox ready at %s (etcd %s)", server_url, etcd.client_url)
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        if controllers is not None:
+            await controllers.stop()
+        if runner is not None:
+            await runner.cleanup()
+        with contextlib.suppress(Exception):
+            await client.close()
+        stop_pid(etcd.pid)
+        current = read_state(directory)
+        if current is not None and current.pid == os.getpid():
+            current.ready = False
+            current.pid = 0
+            _write_state(directory, current)
+
+
+def start_detached(directory: Path, *, port: int | None, nodes: int, insecure: bool) -> SandboxState:
+    """Start the sandbox as a background process and wait until it answers /readyz."""
+    directory = directory.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    args = [
+        sys.executable,
+        "-m",
+        "strongroom",
+        "sandbox",
+        "up",
+        "--dir",
+        str(directory),
+        "--nodes",
+        str(nodes),
+    ]
+    if port:
+        args += ["--port", str(port)]
+    if insecure:
+        args.append("--insecure")
+    log_path = directory / LOG_FILE
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SandboxError(
+                f"the sandbox exited with code {proc.returncode} while starting",
+                hint=f"see {log_path}:\n{_tail(log_path)}",
+            )
+        state = read_state(directory)
+        if state is not None and state.pid == proc.pid and state.ready and api_ready(state):
+            return state
+        time.sleep(0.1)
+    stop_pid(proc.pid)
+    raise SandboxError(
+        f"the sandbox did not become ready within {READY_TIMEOUT:.0f}s", hint=f"see {log_path}"
+    )
+
+
+def stop(directory: Path, timeout: float = 20.0) -> bool:
+    """Stop the sandbox in DIR; False when none was running."""
+    state = read_state(directory.resolve())
+    if state is None:
+        return False
+    was_running = is_running(state)
+    if was_running:
+        stop_pid(state.pid, timeout=timeout)
+    if state.etcdPid and pid_alive(state.etcdPid):
+        stop_pid(state.etcdPid)
+    current = read_state(directory.resolve())
+    if current is not None and (current.pid or current.ready):
+        current.pid = 0
+        current.ready = False
+        _write_state(directory.resolve(), current)
+    return was_running
+
+
+def status(directory: Path) -> tuple[SandboxState | None, bool]:
+    """The recorded state and whether the sandbox answers now."""
+    state = read_state(directory.resolve())
+    if state is None or not is_running(state):
+        return state, False
+    return state, api_ready(state)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def pki_for(directory: Path) -> Pki:
+    return ensure_pki(directory.resolve())

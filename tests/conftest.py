@@ -1,0 +1,59 @@
+"""Shared fixtures: a real sandbox cluster (etcd + API server) per test session, and kubectl."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from strongroom.sandbox import runner
+
+
+@dataclass
+class Sandbox:
+    dir: Path
+    state: runner.SandboxState
+
+    @property
+    def kubeconfig(self) -> str:
+        return self.state.kubeconfig
+
+    @property
+    def server(self) -> str:
+        return self.state.server
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig}
+        proc = subprocess.run(
+            [kubectl_binary(), *args], input=input, capture_output=True, text=True, env=env, timeout=timeout
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def kubectl_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+
+def kubectl_binary() -> str:
+    path = shutil.which("kubectl")
+    if path is None:
+        raise AssertionError("kubectl is not installed: run ./dev test, which installs it")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    directory = tmp_path_factory.mktemp("sandbox")
+    state = runner.start_detached(directory, port=None, nodes=2, insecure=False)
+    try:
+        yield Sandbox(directory, state)
+    finally:
+        runner.stop(directory)
