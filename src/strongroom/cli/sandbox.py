@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,12 +14,14 @@ import yaml
 from strongroom.errors import EXIT_UNAVAILABLE, UsageError
 from strongroom.sandbox import runner
 
-sandbox_app = typer.Typer(help="Run the sandbox cluster: a Kubernetes API server on a real etcd.", no_args_is_help=True)
+sandbox_app = typer.Typer(
+    help="Run the sandbox cluster: a Kubernetes API server on a real etcd.", no_args_is_help=True
+)
 
 DirOption = Annotated[Path, typer.Option("--dir", help="Directory that holds the sandbox's state.")]
 
 
-class Output(str, Enum):
+class Output(StrEnum):
     table = "table"
     json = "json"
     yaml = "yaml"
@@ -28,10 +30,16 @@ class Output(str, Enum):
 @sandbox_app.command()
 def up(
     directory: DirOption,
-    port: Annotated[int | None, typer.Option("--port", help="API server port on 127.0.0.1 (default: free port).")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="API server port on 127.0.0.1 (default: free port).")
+    ] = None,
     nodes: Annotated[int, typer.Option("--nodes", help="Number of Ready nodes to register.")] = 1,
-    detach: Annotated[bool, typer.Option("--detach", help="Run in the background and return once ready.")] = False,
-    insecure: Annotated[bool, typer.Option("--insecure", help="Serve plain HTTP without authentication.")] = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Run in the background and return once ready.")
+    ] = False,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Serve plain HTTP without authentication.")
+    ] = False,
 ) -> None:
     """Start etcd and the API server; write DIR/kubeconfig."""
     if nodes < 0 or nodes > 1000:

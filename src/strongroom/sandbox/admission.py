@@ -352,9 +352,8 @@ def _kind_errors(rt: ResourceType, obj: JsonObject) -> list[Cause]:
     elif ident in {
         ("rbac.authorization.k8s.io", "RoleBinding"),
         ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
-    }:
-        if not isinstance(obj.get("roleRef"), dict):
-            causes.append(("roleRef", "FieldValueRequired", "Required value"))
+    } and not isinstance(obj.get("roleRef"), dict):
+        causes.append(("roleRef", "FieldValueRequired", "Required value"))
     return causes
 
 

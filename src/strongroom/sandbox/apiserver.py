@@ -62,7 +62,7 @@ class ApiServer:
         self.address = address
         self.insecure = insecure
         self.ready = ready
-        self._watches: set[asyncio.Task[Any]] = set()
+        self._openapi_cache: dict[tuple[int, str], JsonObject | None] = {}
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._errors, self._authenticate], client_max_size=_MAX_BODY)
@@ -153,18 +153,26 @@ class ApiServer:
 
     def _openapi(self, request: web.Request, parts: list[str]) -> web.Response:
         registry = self.engine.registry
-        if parts == ["openapi", "v3"]:
-            return _json(openapi.v3_root(registry))
-        if len(parts) >= 3 and parts[1] == "v3":
-            rest = parts[2:]
-            doc = None
-            if rest[0] == "api" and len(rest) == 2:
-                doc = openapi.v3_group_version(registry, "", rest[1])
-            elif rest[0] == "apis" and len(rest) == 3:
-                doc = openapi.v3_group_version(registry, rest[1], rest[2])
-            if doc is not None:
-                return _json(doc)
-        raise _path_not_found(request.path)
+        rest = parts[2:]
+        doc: JsonObject | None = None
+        if len(parts) >= 2 and parts[1] == "v3":
+            # Documents change only when CRDs come and go; build each once per registry generation.
+            cache_key = (registry.generation, "/".join(rest))
+            if cache_key not in self._openapi_cache:
+                if len(self._openapi_cache) > 256:
+                    self._openapi_cache.clear()
+                if not rest:
+                    self._openapi_cache[cache_key] = openapi.v3_root(registry)
+                elif rest[0] == "api" and len(rest) == 2:
+                    self._openapi_cache[cache_key] = openapi.v3_group_version(registry, "", rest[1])
+                elif rest[0] == "apis" and len(rest) == 3:
+                    self._openapi_cache[cache_key] = openapi.v3_group_version(registry, rest[1], rest[2])
+                else:
+                    self._openapi_cache[cache_key] = None
+            doc = self._openapi_cache[cache_key]
+        if doc is None:
+            raise _path_not_found(request.path)
+        return _json(doc)
 
     def _target(self, group: str, version: str, rest: list[str]) -> tuple[Target, bool]:
         """Parse the resource part of a path; the flag is the legacy /watch/ prefix."""
@@ -290,6 +298,7 @@ class ApiServer:
     async def _watch(self, request: web.Request, t: Target, opts: ListOptions) -> web.StreamResponse:
         accept = request.headers.get("Accept", "")
         as_table = tables.wants_table(accept)
+        _include_object(request)
         response = web.StreamResponse(
             status=200,
             headers={"Content-Type": "application/json", "Cache-Control": "no-cache, private"},
@@ -305,11 +314,17 @@ class ApiServer:
         timeout = opts.timeout_seconds
         deadline = asyncio.get_running_loop().time() + timeout if timeout else None
 
+        include = _include_object(request)
+        sent_headers = False
+
         async def send(event_type: str, obj: JsonObject) -> None:
+            nonlocal sent_headers
             if as_table and event_type not in ("ERROR", "BOOKMARK"):
+                # kube sends the column definitions with the first event only.
                 obj = tables.watch_table(
-                    t.rt, obj, include_object=_include_object(request), now=self.engine.clock()
+                    t.rt, obj, include_object=include, now=self.engine.clock(), no_headers=sent_headers
                 )
+                sent_headers = True
             line = json.dumps({"type": event_type, "object": obj}, separators=(",", ":")) + "\n"
             await response.write(line.encode())
 
@@ -440,8 +455,12 @@ async def _delete_options(request: web.Request, query: dict[str, str]) -> Delete
 
 
 def _include_object(request: web.Request) -> str:
-    value = _query(request).get("includeObject", "Metadata")
-    return value if value in ("None", "Metadata", "Object") else "Metadata"
+    value = _query(request).get("includeObject") or "Metadata"
+    if value not in ("None", "Metadata", "Object"):
+        raise apierrors.bad_request(
+            f'Invalid value: "{value}": includeObject must be one of "None", "Metadata", "Object"'
+        )
+    return value
 
 
 async def _read_body(request: web.Request) -> Any:
@@ -450,7 +469,7 @@ async def _read_body(request: web.Request) -> Any:
 
 
 def _decode(raw: bytes, content_type: str) -> Any:
-    media = content_type.split(";")[0].strip().lower()
+    media = content_type.split(";", maxsplit=1)[0].strip().lower()
     if not raw.strip():
         raise apierrors.bad_request("the body of the request is empty")
     if media in ("application/yaml", "application/apply-patch+yaml", "text/yaml"):

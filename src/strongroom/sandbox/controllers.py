@@ -93,6 +93,7 @@ class Controllers:
         for path, rt in self._by_storage.items():
             if key.startswith(path + "/"):
                 rest = key[len(path) + 1 :].split("/")
+                candidate: tuple[ResourceType, str | None, str]
                 if rt.namespaced and len(rest) == 2:
                     candidate = (rt, rest[0], rest[1])
                 elif not rt.namespaced and len(rest) == 1:
@@ -344,6 +345,9 @@ class Controllers:
             self._tasks.append(asyncio.create_task(self._worker(name, handler)))
         self._tasks.append(asyncio.create_task(self._watch_loop(revision + 1)))
         self._tasks.append(asyncio.create_task(self._resync_loop()))
+        ns_type = self._rt("", "v1", "namespaces")
+        for stored in (await self.engine.store.list(ns_type.key_prefix(None))).items:
+            await self._sync_namespace_defaults(stored.obj["metadata"]["name"])
         await self._resync()
         self.ready = True
 
@@ -474,7 +478,8 @@ class Controllers:
                 needs = (
                     meta.get("deletionTimestamp")
                     or (queue == "crd" and not _condition_true(stored.obj, "Established"))
-                    or (queue == "pv" and status.get("phase") in (None, "Pending", "Released", "Available"))
+                    or (queue == "pv" and status.get("phase") != "Bound")
+                    or (queue == "pv" and resource == "persistentvolumes")
                 )
                 if needs:
                     self._enqueue(queue, stored.key)
@@ -749,6 +754,7 @@ class Controllers:
             return
         if rt.kind == "PersistentVolumeClaim":
             if stored is None:
+                await self._claim_gone(namespace or "", name)
                 return
             await self._sync_claim(rt, namespace or "", name, stored.obj)
         else:
@@ -777,6 +783,14 @@ class Controllers:
         if chosen is None:
             return
         await self._bind(claim, chosen)
+
+    async def _claim_gone(self, namespace: str, name: str) -> None:
+        """A deleted claim releases (and maybe reclaims) the volume bound to it."""
+        pv_type = self._rt("", "v1", "persistentvolumes")
+        for volume in (await self.engine.list(Target(pv_type), _everything()))["items"]:
+            ref = (volume.get("spec") or {}).get("claimRef") or {}
+            if ref.get("namespace") == namespace and ref.get("name") == name:
+                self._enqueue("pv", pv_type.key(None, volume["metadata"]["name"]))
 
     async def _claim_in_use(self, namespace: str, name: str) -> bool:
         pod_type = self._rt("", "v1", "pods")

@@ -33,7 +33,8 @@ def served_types(crd: JsonObject) -> list[ResourceType]:
         if not version.get("served", True):
             continue
         subresources = version.get("subresources") or subresources_default
-        subs = tuple(name for name in ("status", "scale") if name in subresources)
+        # The scale subresource of custom resources is not served yet (see docs/decisions).
+        subs = ("status",) if "status" in subresources else ()
         schema = (version.get("schema") or {}).get("openAPIV3Schema")
         out.append(
             ResourceType(

@@ -17,7 +17,7 @@ import ipaddress
 import json
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -257,7 +257,7 @@ class Engine:
             "items": [self.to_external(rt, s.obj) for s in page.items],
         }
 
-    async def watch(self, t: Target, opts: ListOptions) -> AsyncIterator[Event]:
+    async def watch(self, t: Target, opts: ListOptions) -> AsyncGenerator[Event]:
         """kube's watch: optional initial ADDED events, then changes, bookmarks, 410 when compacted."""
         rt = t.rt
         prefix = self._storage(rt).key_prefix(t.namespace)
@@ -689,20 +689,20 @@ class Engine:
     def _immutable(self, rt: ResourceType, old: JsonObject, new: JsonObject) -> None:
         ident = (rt.group, rt.kind)
         name = old["metadata"]["name"]
-        if ident in {("", "ConfigMap"), ("", "Secret")} and old.get("immutable"):
-            if any(old.get(f) != new.get(f) for f in ("data", "binaryData", "immutable")):
-                raise apierrors.invalid(
-                    rt.group,
-                    rt.kind,
-                    name,
-                    [
-                        (
-                            "data",
-                            "FieldValueForbidden",
-                            "Forbidden: field is immutable when `immutable` is set",
-                        )
-                    ],
-                )
+        frozen = ident in {("", "ConfigMap"), ("", "Secret")} and old.get("immutable")
+        if frozen and any(old.get(f) != new.get(f) for f in ("data", "binaryData", "immutable")):
+            raise apierrors.invalid(
+                rt.group,
+                rt.kind,
+                name,
+                [
+                    (
+                        "data",
+                        "FieldValueForbidden",
+                        "Forbidden: field is immutable when `immutable` is set",
+                    )
+                ],
+            )
         if ident == ("", "Service"):
             old_ip = (old.get("spec") or {}).get("clusterIP")
             new_spec = new.get("spec") or {}
@@ -721,14 +721,13 @@ class Engine:
             ("apps", "ReplicaSet"),
             ("apps", "StatefulSet"),
             ("apps", "DaemonSet"),
-        }:
-            if (old.get("spec") or {}).get("selector") != (new.get("spec") or {}).get("selector"):
-                raise apierrors.invalid(
-                    rt.group,
-                    rt.kind,
-                    name,
-                    [("spec.selector", "FieldValueInvalid", "Invalid value: field is immutable")],
-                )
+        } and (old.get("spec") or {}).get("selector") != (new.get("spec") or {}).get("selector"):
+            raise apierrors.invalid(
+                rt.group,
+                rt.kind,
+                name,
+                [("spec.selector", "FieldValueInvalid", "Invalid value: field is immutable")],
+            )
 
     # ------------------------------------------------------------------- patch
 

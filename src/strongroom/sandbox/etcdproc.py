@@ -39,6 +39,8 @@ def free_port(preferred: int | None = None) -> int:
     """A TCP port on 127.0.0.1 that is free now; `preferred` when it still is."""
     if preferred:
         with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # Servers (etcd, aiohttp) set SO_REUSEADDR, so a port in TIME_WAIT is still theirs to take.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", preferred))
             return preferred
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -114,28 +114,49 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     # core/v1
     _builtin("", "v1", "namespaces", "Namespace", False, ["ns"], subresources=["status", "finalize"]),
     _builtin("", "v1", "pods", "Pod", short=["po"], categories=_ALL, subresources=["status"]),
-    _builtin("", "v1", "services", "Service", short=["svc"], categories=_ALL, subresources=["status"],
-             storage="services/specs"),
+    _builtin(
+        "",
+        "v1",
+        "services",
+        "Service",
+        short=["svc"],
+        categories=_ALL,
+        subresources=["status"],
+        storage="services/specs",
+    ),
     _builtin("", "v1", "endpoints", "Endpoints", short=["ep"], storage="services/endpoints"),
     _builtin("", "v1", "configmaps", "ConfigMap", short=["cm"]),
     _builtin("", "v1", "secrets", "Secret"),
     _builtin("", "v1", "serviceaccounts", "ServiceAccount", short=["sa"]),
     _builtin("", "v1", "persistentvolumes", "PersistentVolume", False, ["pv"], subresources=["status"]),
-    _builtin("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short=["pvc"],
-             subresources=["status"]),
+    _builtin(
+        "", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short=["pvc"], subresources=["status"]
+    ),
     _builtin("", "v1", "nodes", "Node", False, ["no"], subresources=["status"], storage="minions"),
     _builtin("", "v1", "events", "Event", short=["ev"]),
     _builtin("", "v1", "limitranges", "LimitRange", short=["limits"]),
     _builtin("", "v1", "resourcequotas", "ResourceQuota", short=["quota"], subresources=["status"]),
-    _builtin("", "v1", "replicationcontrollers", "ReplicationController", short=["rc"], categories=_ALL,
-             subresources=["status"], storage="controllers"),
+    _builtin(
+        "",
+        "v1",
+        "replicationcontrollers",
+        "ReplicationController",
+        short=["rc"],
+        categories=_ALL,
+        subresources=["status"],
+        storage="controllers",
+    ),
     # apps/v1
-    _builtin("apps", "v1", "deployments", "Deployment", short=["deploy"], categories=_ALL,
-             subresources=["status"]),
-    _builtin("apps", "v1", "statefulsets", "StatefulSet", short=["sts"], categories=_ALL,
-             subresources=["status"]),
+    _builtin(
+        "apps", "v1", "deployments", "Deployment", short=["deploy"], categories=_ALL, subresources=["status"]
+    ),
+    _builtin(
+        "apps", "v1", "statefulsets", "StatefulSet", short=["sts"], categories=_ALL, subresources=["status"]
+    ),
     _builtin("apps", "v1", "daemonsets", "DaemonSet", short=["ds"], categories=_ALL, subresources=["status"]),
-    _builtin("apps", "v1", "replicasets", "ReplicaSet", short=["rs"], categories=_ALL, subresources=["status"]),
+    _builtin(
+        "apps", "v1", "replicasets", "ReplicaSet", short=["rs"], categories=_ALL, subresources=["status"]
+    ),
     # batch/v1
     _builtin("batch", "v1", "jobs", "Job", categories=_ALL, subresources=["status"]),
     _builtin("batch", "v1", "cronjobs", "CronJob", short=["cj"], categories=_ALL, subresources=["status"]),
@@ -147,8 +168,15 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     # storage.k8s.io/v1
     _builtin("storage.k8s.io", "v1", "storageclasses", "StorageClass", False, ["sc"]),
     # networking.k8s.io/v1
-    _builtin("networking.k8s.io", "v1", "ingresses", "Ingress", short=["ing"], subresources=["status"],
-             storage="ingress"),
+    _builtin(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        "Ingress",
+        short=["ing"],
+        subresources=["status"],
+        storage="ingress",
+    ),
     _builtin("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short=["netpol"]),
     # apiextensions.k8s.io/v1: kept under its group, as the apiextensions server does.
     ResourceType(
@@ -164,15 +192,23 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         storage_version="v1",
     ),
     # certificates.k8s.io/v1
-    _builtin("certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest", False,
-             ["csr"], subresources=["status", "approval"]),
+    _builtin(
+        "certificates.k8s.io",
+        "v1",
+        "certificatesigningrequests",
+        "CertificateSigningRequest",
+        False,
+        ["csr"],
+        subresources=["status", "approval"],
+    ),
     # coordination.k8s.io/v1
     _builtin("coordination.k8s.io", "v1", "leases", "Lease"),
     # events.k8s.io/v1 shares storage with core v1 events.
     _builtin("events.k8s.io", "v1", "events", "Event", short=["ev"], storage_group=""),
     # policy/v1
-    _builtin("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", short=["pdb"],
-             subresources=["status"]),
+    _builtin(
+        "policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", short=["pdb"], subresources=["status"]
+    ),
     # scheduling.k8s.io/v1
     _builtin("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False, ["pc"]),
 )

@@ -51,14 +51,14 @@ class SandboxState:
     pid: int
     server: str
     port: int
-    etcdEndpoints: list[str]  # noqa: N815 - the JSON field name the issue and scripts use
-    etcdPid: int  # noqa: N815
-    etcdPeerPort: int  # noqa: N815
+    etcdEndpoints: list[str]
+    etcdPid: int
+    etcdPeerPort: int
     kubeconfig: str
     nodes: int
     insecure: bool = False
     ready: bool = False
-    startedAt: str = ""  # noqa: N815
+    startedAt: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,7 +89,7 @@ def decode_continue(token: str, prefix: str) -> tuple[str, int]:
 
 
 def _is_compacted(exc: grpc.aio.AioRpcError) -> bool:
-    return exc.code() == grpc.StatusCode.OUT_OF_RANGE
+    return bool(exc.code() == grpc.StatusCode.OUT_OF_RANGE)
 
 
 class Store:
@@ -227,10 +227,10 @@ class Store:
             next_token = encode_continue(items[-1].key + "\x00", read_revision)
         return ListPage(items, read_revision, next_token, remaining)
 
-    async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[WatchEvent]:
+    async def watch(self, prefix: str, start_revision: int) -> AsyncGenerator[WatchEvent]:
         """Events under `prefix` from `start_revision` (inclusive) on, until cancelled."""
         assert self._client.watch is not None
-        stream = self._client.watch.watch(
+        stream: AsyncGenerator[Any] = self._client.watch.watch(  # type: ignore[assignment]
             prefix, range_end=prefix_range_end(prefix), start_revision=start_revision, prev_kv=True
         )
         try:

@@ -150,7 +150,9 @@ def test_subresources_follow_their_parent_with_its_kind_and_scope(registry: Reso
     assert approval["namespaced"] is False
 
 
-def test_group_resource_lists_carry_api_version_but_the_core_list_does_not(registry: ResourceRegistry) -> None:
+def test_group_resource_lists_carry_api_version_but_the_core_list_does_not(
+    registry: ResourceRegistry,
+) -> None:
     apps = discovery.resource_list(registry, "apps", "v1")
     core = discovery.resource_list(registry, "", "v1")
     assert apps is not None
@@ -232,7 +234,11 @@ def test_aggregated_group_discovery_lists_the_other_groups_preferred_version_fir
     resource = widgets["versions"][0]["resources"][0]
     assert resource["responseKind"] == {"group": "example.com", "version": "v1", "kind": "Widget"}
     assert [s["subresource"] for s in resource["subresources"]] == ["scale", "status"]
-    assert resource["subresources"][0]["responseKind"] == {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+    assert resource["subresources"][0]["responseKind"] == {
+        "group": "autoscaling",
+        "version": "v1",
+        "kind": "Scale",
+    }
     storage_classes = doc["items"][names.index("storage.k8s.io")]["versions"][0]["resources"][0]
     assert "subresources" not in storage_classes
 

@@ -15,7 +15,10 @@ WIDGET_SCHEMA: dict[str, object] = {
         "spec": {
             "type": "object",
             "description": "What the widget should be.",
-            "properties": {"replicas": {"type": "integer"}, "color": {"type": "string", "enum": ["red", "blue"]}},
+            "properties": {
+                "replicas": {"type": "integer"},
+                "color": {"type": "string", "enum": ["red", "blue"]},
+            },
             "required": ["color"],
         },
         "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
@@ -90,7 +93,9 @@ def test_group_version_document_is_openapi_3(registry: ResourceRegistry) -> None
 def test_paths_have_kube_apiserver_shapes_for_both_scopes(registry: ResourceRegistry) -> None:
     core = document(registry, "", "v1")["paths"]
     assert {"get", "post", "delete", "parameters"} <= set(core["/api/v1/namespaces/{namespace}/pods"])
-    assert {"get", "put", "patch", "delete", "parameters"} <= set(core["/api/v1/namespaces/{namespace}/pods/{name}"])
+    assert {"get", "put", "patch", "delete", "parameters"} <= set(
+        core["/api/v1/namespaces/{namespace}/pods/{name}"]
+    )
     assert set(core["/api/v1/pods"]) == {"get", "parameters"}
     assert {"get", "put", "patch"} <= set(core["/api/v1/namespaces/{namespace}/pods/{name}/status"])
     assert {"get", "post"} <= set(core["/api/v1/nodes"])
@@ -118,7 +123,11 @@ def test_operations_are_tagged_with_kind_and_kube_action(registry: ResourceRegis
     }
     for action, operation in actions.items():
         assert operation["x-kubernetes-action"] == action
-        assert operation["x-kubernetes-group-version-kind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}
+        assert operation["x-kubernetes-group-version-kind"] == {
+            "group": "apps",
+            "version": "v1",
+            "kind": "Deployment",
+        }
     assert item["patch"]["operationId"] == "patchAppsV1NamespacedDeployment"
     watch = paths["/apis/apps/v1/watch/namespaces/{namespace}/deployments"]["get"]
     assert watch["x-kubernetes-action"] == "watchlist"
@@ -143,7 +152,9 @@ def test_every_builtin_kind_has_a_patch_that_takes_field_validation(
 
 
 @pytest.mark.parametrize("rt", BUILTIN_TYPES, ids=lambda rt: f"{rt.group or 'core'}/{rt.kind}")
-def test_builtin_patches_never_offer_strategic_merge_patch(registry: ResourceRegistry, rt: ResourceType) -> None:
+def test_builtin_patches_never_offer_strategic_merge_patch(
+    registry: ResourceRegistry, rt: ResourceType
+) -> None:
     for operation in patch_operations(document(registry, rt.group, rt.version), rt.kind):
         assert list(operation["requestBody"]["content"]) == [
             "application/json-patch+json",
@@ -214,7 +225,9 @@ def test_custom_resources_use_their_crd_schema_verbatim(registry: ResourceRegist
     schema = doc["components"]["schemas"]["com.example.v1.Widget"]
     assert schema["properties"]["spec"] == WIDGET_SCHEMA["properties"]["spec"]  # type: ignore[index]
     assert schema["properties"]["status"] == {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-    assert schema["x-kubernetes-group-version-kind"] == [{"group": "example.com", "version": "v1", "kind": "Widget"}]
+    assert schema["x-kubernetes-group-version-kind"] == [
+        {"group": "example.com", "version": "v1", "kind": "Widget"}
+    ]
     assert "$ref" in schema["properties"]["metadata"]["allOf"][0]
     assert "metadata" not in WIDGET_SCHEMA["properties"]  # type: ignore[operator]
     assert "com.example.v1.WidgetList" in doc["components"]["schemas"]
@@ -231,7 +244,11 @@ def test_custom_resources_patch_with_field_validation_and_without_strategic_merg
     assert "application/strategic-merge-patch+json" not in item["patch"]["requestBody"]["content"]
     assert "application/merge-patch+json" in item["patch"]["requestBody"]["content"]
     scale = doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}/scale"]
-    assert scale["patch"]["x-kubernetes-group-version-kind"] == {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+    assert scale["patch"]["x-kubernetes-group-version-kind"] == {
+        "group": "autoscaling",
+        "version": "v1",
+        "kind": "Scale",
+    }
     assert "io.k8s.api.autoscaling.v1.Scale" in doc["components"]["schemas"]
 
 
