@@ -440,7 +440,7 @@ class Engine:
         if not unknown:
             return
         if opts.field_validation == "Strict":
-            text = ", ".join(f'unknown field "{f}"' for f in unknown)
+            text = ", ".join(f'unknown field "{f.lstrip(".")}"' for f in unknown)
             raise apierrors.bad_request(f"strict decoding error: {text}")
         opts.warnings += [f'unknown field "{f.lstrip(".")}"' for f in unknown]
 

@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import ssl
-import subprocess
 import sys
 import time
 import urllib.error
@@ -225,22 +224,36 @@ def start_detached(directory: Path, *, port: int | None, nodes: int, insecure: b
     if insecure:
         args.append("--insecure")
     log_path = directory / LOG_FILE
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    # posix_spawn rather than Popen: the daemon outlives this process, and a Popen
+    # object that is collected while its child runs is reported as a leak.
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        pid = os.posix_spawn(
+            sys.executable,
+            args,
+            os.environ,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, fd, 1),
+                (os.POSIX_SPAWN_DUP2, fd, 2),
+            ],
+            setsid=True,
         )
+    finally:
+        os.close(fd)
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
+        finished, code = os.waitpid(pid, os.WNOHANG)
+        if finished:
             raise SandboxError(
-                f"the sandbox exited with code {proc.returncode} while starting",
+                f"the sandbox exited with code {os.waitstatus_to_exitcode(code)} while starting",
                 hint=f"see {log_path}:\n{_tail(log_path)}",
             )
         state = read_state(directory)
-        if state is not None and state.pid == proc.pid and state.ready and api_ready(state):
+        if state is not None and state.pid == pid and state.ready and api_ready(state):
             return state
         time.sleep(0.1)
-    stop_pid(proc.pid)
+    stop_pid(pid)
     raise SandboxError(
         f"the sandbox did not become ready within {READY_TIMEOUT:.0f}s", hint=f"see {log_path}"
     )
