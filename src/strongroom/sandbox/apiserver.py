@@ -219,7 +219,8 @@ class ApiServer:
             obj = await engine.get(t)
             return self._render_object(request, t.rt, obj)
         if method == "POST":
-            if t.name is not None:
+            if t.name is not None or (t.rt.namespaced and t.namespace is None):
+                # kube serves create only on the namespaced collection path.
                 raise apierrors.method_not_allowed()
             body = await _read_body(request)
             opts = _write_options(query)
@@ -251,6 +252,8 @@ class ApiServer:
         if method == "DELETE":
             delete_opts = await _delete_options(request, query)
             if t.name is None:
+                if t.rt.namespaced and t.namespace is None:
+                    raise apierrors.method_not_allowed()
                 result = await engine.delete_collection(t, _list_options(query), delete_opts)
                 return _json(result)
             body, _ = await engine.delete(t, delete_opts)
