@@ -129,6 +129,9 @@ async def serve(
         log_file=directory / "etcd.log",
     )
     client = Etcd3Client([etcd.endpoint])
+    # kube-apiserver lifts gRPC's 4 MiB receive limit for etcd; etcd3aio exposes its
+    # channel options only on its connection manager (pinned version).
+    client._manager.grpc_options.append(("grpc.max_receive_message_length", 2**31 - 1))
     runner: web.AppRunner | None = None
     controllers: Controllers | None = None
     try:

@@ -23,7 +23,7 @@ from strongroom.sandbox import apierrors
 
 JsonObject = dict[str, Any]
 
-# How many keys one etcd range read fetches while filling a filtered page.
+# How many keys one etcd range read fetches; lists larger than this take several reads.
 _SCAN_BATCH = 500
 
 
@@ -195,12 +195,11 @@ class Store:
         key = start
         try:
             while True:
-                if not limit:
-                    batch = 0
-                elif accept is None:
-                    batch = limit - len(items) + 1
-                else:
-                    batch = _SCAN_BATCH
+                # Bounded ranges: one gRPC message must stay under the client's 4 MiB limit,
+                # and kube lists of any size must still work.
+                batch = _SCAN_BATCH
+                if limit and accept is None:
+                    batch = min(limit - len(items) + 1, _SCAN_BATCH)
                 resp = await self._kv.get(key, range_end=end, revision=read_revision, limit=batch)
                 if not read_revision:
                     read_revision = int(resp.header.revision)
@@ -215,7 +214,7 @@ class Store:
                             remaining = int(resp.count) - index
                         break
                     items.append(Stored(kv.key.decode(), obj, kv.mod_revision, kv.create_revision))
-                if more or not limit or not resp.more or not kvs:
+                if more or not resp.more or not kvs:
                     break
                 key = kvs[-1].key.decode() + "\x00"
         except grpc.aio.AioRpcError as exc:
