@@ -129,6 +129,27 @@ def unknown_fields(rt: ResourceType, obj: JsonObject) -> list[str]:
     return found
 
 
+def drop_unknown_fields(rt: ResourceType, obj: JsonObject) -> None:
+    """Remove what `unknown_fields` finds: kube's decoder has nowhere to keep it, so it is never stored."""
+    allowed = _builtin_fields(rt)
+    if allowed is not None:
+        for name in [name for name in obj if name not in allowed]:
+            del obj[name]
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        for name in [name for name in meta if name not in _META_FIELDS]:
+            del meta[name]
+
+
+def pruned_fields(rt: ResourceType, obj: JsonObject) -> list[str]:
+    """A custom object's unknown fields: those its structural schema prunes."""
+    if rt.builtin or not rt.schema:
+        return []
+    pruned: list[str] = []
+    prune_and_validate(rt.schema, obj, pruned)
+    return [f".{path}" for path in pruned]
+
+
 _META_FIELDS = {
     "name",
     "generateName",

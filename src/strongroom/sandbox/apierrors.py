@@ -37,6 +37,8 @@ class ApiError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
+        if not self.reason:
+            del body["reason"]  # kube omits an empty reason
         if self.details:
             body["details"] = self.details
         return body

@@ -256,8 +256,11 @@ class ApiServer:
                     raise apierrors.method_not_allowed()
                 result = await engine.delete_collection(t, _list_options(query), delete_opts)
                 return _json(result)
-            body, _ = await engine.delete(t, delete_opts)
-            return _json(body)
+            body, gone = await engine.delete(t, delete_opts)
+            # kube answers 202 when the object stays and the client asked for cascading
+            # deletion the old way (orphanDependents=false).
+            accepted = not gone and delete_opts.orphan_dependents is False
+            return _json(body, status=202 if accepted else 200)
         raise apierrors.method_not_allowed()
 
     # --------------------------------------------------------------- rendering
@@ -301,23 +304,17 @@ class ApiServer:
     async def _watch(self, request: web.Request, t: Target, opts: ListOptions) -> web.StreamResponse:
         accept = request.headers.get("Accept", "")
         as_table = tables.wants_table(accept)
-        _include_object(request)
+        include = _include_object(request)
         response = web.StreamResponse(
             status=200,
             headers={"Content-Type": "application/json", "Cache-Control": "no-cache, private"},
         )
         response.enable_chunked_encoding()
-        stream = self.engine.watch(t, opts)
-        # Surface an immediate error (bad selector, namespace) before headers go out.
-        try:
-            first = await anext(stream)
-        except StopAsyncIteration:
-            first = None
+        stream = self.engine.watch(t, opts)  # bad parameters raise here, before the 200
         await response.prepare(request)
+        loop = asyncio.get_running_loop()
         timeout = opts.timeout_seconds
-        deadline = asyncio.get_running_loop().time() + timeout if timeout else None
-
-        include = _include_object(request)
+        deadline = loop.time() + timeout if timeout else None
         sent_headers = False
 
         async def send(event_type: str, obj: JsonObject) -> None:
@@ -332,10 +329,8 @@ class ApiServer:
             await response.write(line.encode())
 
         try:
-            if first is not None:
-                await send(first.type, first.obj)
             while True:
-                remaining = None if deadline is None else deadline - asyncio.get_running_loop().time()
+                remaining = None if deadline is None else deadline - loop.time()
                 if remaining is not None and remaining <= 0:
                     break
                 try:
@@ -343,8 +338,8 @@ class ApiServer:
                 except (StopAsyncIteration, TimeoutError):
                     break
                 await send(event.type, event.obj)
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
+        except ConnectionResetError:
+            pass  # the client went away
         finally:
             with contextlib.suppress(Exception):
                 await stream.aclose()
@@ -366,7 +361,9 @@ def _json(
         headers=headers,
     )
     for warning in warnings or []:
-        response.headers.add("Warning", f'299 - "{warning}"')
+        # RFC 7234 warning text is a quoted string: inner quotes and backslashes are escaped.
+        text = warning.replace("\\", "\\\\").replace('"', '\\"')
+        response.headers.add("Warning", f'299 - "{text}"')
     return response
 
 

@@ -564,10 +564,22 @@ class Controllers:
             await self._remove_finalizer(rt, namespace, name, FINALIZER_ORPHAN)
             return
         if meta.get("deletionTimestamp") and FINALIZER_FOREGROUND in finalizers:
-            dependents = [d for d in self._dependents.get(uid, set()) if d != key]
-            for dependent in dependents:
-                await self._delete_key(dependent, "Foreground")
-            if not [d for d in self._dependents.get(uid, set()) if d != key]:
+            # The owner waits only for dependents that block its deletion; every
+            # dependent is deleted.
+            blocking = False
+            for dependent in [d for d in self._dependents.get(uid, set()) if d != key]:
+                current = await self.engine.store.get(dependent)
+                if current is None:
+                    continue
+                dependent_meta = current.obj.get("metadata") or {}
+                if any(
+                    ref.get("uid") == uid and ref.get("blockOwnerDeletion")
+                    for ref in dependent_meta.get("ownerReferences") or []
+                ):
+                    blocking = True
+                if not dependent_meta.get("deletionTimestamp"):
+                    await self._delete_key(dependent, self._dependent_policy(dependent))
+            if not blocking:
                 await self._remove_finalizer(rt, namespace, name, FINALIZER_FOREGROUND)
             else:
                 await self._later("gc", key)
@@ -586,7 +598,7 @@ class Controllers:
                 ):
                     waiting = True
             if waiting and len(refs) == 1:
-                await self._delete_key(key, "Foreground")
+                await self._delete_key(key, self._dependent_policy(key))
             return
         if len(dangling) == len(refs):
             await self._delete_key(key, "Background")
@@ -596,6 +608,11 @@ class Controllers:
         body = self.engine.to_external(rt, copy.deepcopy(stored.obj))
         body["metadata"]["ownerReferences"] = keep
         await self.engine.update(Target(rt, namespace, name), body, WriteOptions())
+
+    def _dependent_policy(self, key: str) -> str:
+        """kube's collector deletes a dependent in the foreground only when it has dependents itself."""
+        uid = self._key_uid.get(key)
+        return "Foreground" if uid and self._dependents.get(uid) else "Background"
 
     async def _orphan_dependents(self, owner_uid: str) -> None:
         for dependent in list(self._dependents.get(owner_uid, set())):

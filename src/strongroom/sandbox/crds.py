@@ -201,11 +201,14 @@ def crd_errors(crd: JsonObject) -> list[Cause]:
 # --------------------------------------------------------- structural schemas
 
 
-def prune_and_validate(schema: JsonObject | None, obj: JsonObject) -> tuple[JsonObject, list[Cause]]:
+def prune_and_validate(
+    schema: JsonObject | None, obj: JsonObject, pruned: list[str] | None = None
+) -> tuple[JsonObject, list[Cause]]:
     """Drop fields the schema does not know and report type/required/enum violations.
 
     apiVersion, kind and metadata are kept and checked elsewhere, as the
-    apiextensions server does.
+    apiextensions server does. The paths of dropped fields are appended to
+    `pruned`: field validation reports them as unknown fields.
     """
     if not schema:
         return obj, []
@@ -217,9 +220,11 @@ def prune_and_validate(schema: JsonObject | None, obj: JsonObject) -> tuple[Json
         if key in ("apiVersion", "kind", "metadata"):
             continue
         if key in properties:
-            out[key] = _walk(properties[key], out[key], key, causes)
+            out[key] = _walk(properties[key], out[key], key, causes, pruned)
         elif not preserve:
             del out[key]
+            if pruned is not None:
+                pruned.append(key)
     for required in schema.get("required") or []:
         if required not in out and required not in ("apiVersion", "kind", "metadata"):
             causes.append((required, "FieldValueRequired", "Required value"))
@@ -236,7 +241,9 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def _walk(schema: JsonObject, value: Any, path: str, causes: list[Cause]) -> Any:
+def _walk(
+    schema: JsonObject, value: Any, path: str, causes: list[Cause], pruned: list[str] | None = None
+) -> Any:
     if value is None:
         if not schema.get("nullable"):
             # A null for a non-nullable field is dropped, as the apiserver's pruning does.
@@ -276,14 +283,14 @@ def _walk(schema: JsonObject, value: Any, path: str, causes: list[Cause]) -> Any
         for key, item in value.items():
             child = f"{path}.{key}"
             if properties and key in properties:
-                out[key] = _walk(properties[key], item, child, causes)
+                out[key] = _walk(properties[key], item, child, causes, pruned)
             elif isinstance(additional, dict):
-                out[key] = _walk(additional, item, child, causes)
+                out[key] = _walk(additional, item, child, causes, pruned)
             elif additional is True or preserve or (properties is None and expected != "object"):
                 out[key] = item
-            elif properties is None and additional is None and preserve is False and expected == "object":
-                # An object schema without properties keeps nothing unless told to preserve.
-                continue
+            elif pruned is not None:
+                # Unknown to the schema (an object schema without properties keeps nothing).
+                pruned.append(child)
         for required in schema.get("required") or []:
             if required not in out:
                 causes.append((f"{path}.{required}", "FieldValueRequired", "Required value"))
@@ -291,7 +298,9 @@ def _walk(schema: JsonObject, value: Any, path: str, causes: list[Cause]) -> Any
     if isinstance(value, list):
         items = schema.get("items")
         if isinstance(items, dict):
-            return [_walk(items, item, f"{path}[{index}]", causes) for index, item in enumerate(value)]
+            return [
+                _walk(items, item, f"{path}[{index}]", causes, pruned) for index, item in enumerate(value)
+            ]
     if isinstance(value, str):
         if "maxLength" in schema and len(value) > int(schema["maxLength"]):
             causes.append(

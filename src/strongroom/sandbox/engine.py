@@ -51,8 +51,20 @@ _DEFAULT_STORAGE_CLASS_ANNOTATIONS = (
     "storageclass.kubernetes.io/is-default-class",
     "storageclass.beta.kubernetes.io/is-default-class",
 )
-# Kinds whose DELETE answers with the object itself rather than a Status.
-_RETURN_DELETED = {("", "Pod"), ("", "Service"), ("", "Namespace")}
+# Kinds whose DELETE answers with the object itself rather than a Status (ReturnDeletedObject
+# in their kube registries); every other kind, custom resources included, answers with a Status.
+_RETURN_DELETED = {
+    ("", "Pod"),
+    ("", "Service"),
+    ("", "Namespace"),
+    ("", "Node"),
+    ("", "ServiceAccount"),
+    ("", "PersistentVolume"),
+    ("", "PersistentVolumeClaim"),
+    ("storage.k8s.io", "StorageClass"),
+    ("storage.k8s.io", "CSIDriver"),
+    ("storage.k8s.io", "VolumeAttachment"),
+}
 
 
 def now_rfc3339(clock: Callable[[], dt.datetime]) -> str:
@@ -257,10 +269,12 @@ class Engine:
             "items": [self.to_external(rt, s.obj) for s in page.items],
         }
 
-    async def watch(self, t: Target, opts: ListOptions) -> AsyncGenerator[Event]:
-        """kube's watch: optional initial ADDED events, then changes, bookmarks, 410 when compacted."""
-        rt = t.rt
-        prefix = self._storage(rt).key_prefix(t.namespace)
+    def watch(self, t: Target, opts: ListOptions) -> AsyncGenerator[Event]:
+        """kube's watch: optional initial ADDED events, then changes, bookmarks, 410 when compacted.
+
+        Parameters are checked now, before the caller commits to a 200 response; the
+        returned stream does the rest.
+        """
         if t.name:
             # A watch of one object (fieldSelector=metadata.name=... or a /watch/<name> path).
             name_filter = f"metadata.name={t.name}"
@@ -273,6 +287,15 @@ class Engine:
                 send_initial_events=opts.send_initial_events,
             )
         accept = self._filters(t, opts)
+        if opts.resource_version not in ("", "0"):
+            _parse_rv(opts.resource_version)
+        return self._watch_stream(t, opts, accept)
+
+    async def _watch_stream(
+        self, t: Target, opts: ListOptions, accept: Callable[[JsonObject], bool] | None
+    ) -> AsyncGenerator[Event]:
+        rt = t.rt
+        prefix = self._storage(rt).key_prefix(t.namespace)
         rv = opts.resource_version
         if rv in ("", "0") or opts.send_initial_events:
             page = await self.store.list(
@@ -364,6 +387,7 @@ class Engine:
         self._check_kind(t, body)
         self._check_fields(rt, body, opts)
         obj = copy.deepcopy(body)
+        admission.drop_unknown_fields(rt, obj)
         obj["apiVersion"] = rt.api_version
         obj["kind"] = rt.kind
         meta = obj.get("metadata")
@@ -398,13 +422,20 @@ class Engine:
             "selfLink",
         ):
             meta.pop(owned, None)
-        meta.pop("resourceVersion", None)
+        sent_rv = str(meta.pop("resourceVersion", None) or "")
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339(self.clock)
         if self._tracks_generation(rt):
             meta["generation"] = 1
         else:
             meta.pop("generation", None)
+        if "status" in rt.subresources and (rt.group, rt.kind) != ("", "Node"):
+            # Status is written through /status only: PrepareForCreate resets it
+            # (kubelets create their Node with its status, so Node keeps it). A
+            # built-in kind's empty status struct still serializes as {}.
+            obj.pop("status", None)
+            if rt.builtin:
+                obj["status"] = {}
         await self._defaults(rt, obj, creating=True)
         obj = admission.prune_custom(rt, obj)
         meta = obj["metadata"]
@@ -416,6 +447,10 @@ class Engine:
             if await self.store.get(key) is not None:
                 raise apierrors.already_exists(rt.group, rt.resource, name)
             return self.to_external(rt, internal)
+        if sent_rv.isdigit() and int(sent_rv) > 0:
+            # etcd3's store refuses it (an object copied from another read, not meant to be
+            # created); the error is untyped, so clients see a 500 without a reason.
+            raise apierrors.ApiError(500, "", "resourceVersion should not be set on objects to be created")
         for _ in range(8 if generated else 1):
             created = await self.store.create(key, internal)
             if created is not None:
@@ -436,7 +471,7 @@ class Engine:
     def _check_fields(self, rt: ResourceType, body: JsonObject, opts: WriteOptions) -> None:
         if opts.field_validation == "Ignore":
             return
-        unknown = admission.unknown_fields(rt, body)
+        unknown = admission.unknown_fields(rt, body) + admission.pruned_fields(rt, body)
         if not unknown:
             return
         if opts.field_validation == "Strict":
@@ -572,8 +607,33 @@ class Engine:
                 "the namespace of the provided object does not match the namespace sent on the request"
             )
         wanted_rv = str(meta.get("resourceVersion") or "")
+        wanted_uid = str(meta.get("uid") or "")
 
         async def mutate(current: Stored) -> JsonObject | None:
+            current_uid = current.obj.get("metadata", {}).get("uid")
+            if wanted_uid and wanted_uid != current_uid:
+                # The object named in the body is not the stored one (deleted and recreated).
+                raise apierrors.conflict(
+                    rt.group,
+                    rt.resource,
+                    t.name or "",
+                    f"StorageError: invalid object, Code: 4, Key: {current.key}, ResourceVersion: 0, "
+                    f"AdditionalErrorMsg: Precondition failed: UID in precondition: {wanted_uid}, "
+                    f"UID in object meta: {current_uid}",
+                )
+            if not wanted_rv and not _allows_unconditional_update(rt):
+                raise apierrors.invalid(
+                    rt.group,
+                    rt.resource,
+                    t.name or "",
+                    [
+                        (
+                            "metadata.resourceVersion",
+                            "FieldValueInvalid",
+                            "Invalid value: 0x0: must be specified for an update",
+                        )
+                    ],
+                )
             if wanted_rv and wanted_rv != str(current.mod_revision):
                 raise apierrors.stale_conflict(rt.group, rt.resource, t.name or "")
             return await self._prepare_update(t, current, copy.deepcopy(body), opts)
@@ -618,6 +678,7 @@ class Engine:
     ) -> JsonObject | None:
         rt = t.rt
         old = self.to_external(rt, current.obj)
+        admission.drop_unknown_fields(rt, new)
         new["apiVersion"] = rt.api_version
         new["kind"] = rt.kind
         new_meta = new.setdefault("metadata", {})
@@ -677,6 +738,29 @@ class Engine:
                 new["spec"] = old.get("spec", {})
             await self._defaults(rt, new, creating=False)
             self._immutable(rt, old, new)
+        if ident == ("certificates.k8s.io", "CertificateSigningRequest") and sub in ("approval", "status"):
+            _stamp_csr_conditions(new, old, now_rfc3339(self.clock))
+        if old_meta.get("deletionTimestamp"):
+            added = [
+                f
+                for f in new["metadata"].get("finalizers") or []
+                if f not in (old_meta.get("finalizers") or [])
+            ]
+            if added:
+                listed = ", ".join(f'"{f}"' for f in sorted(set(added)))
+                raise apierrors.invalid(
+                    rt.group,
+                    rt.kind,
+                    old_meta["name"],
+                    [
+                        (
+                            "metadata.finalizers",
+                            "FieldValueForbidden",
+                            "Forbidden: no new finalizers can be added if the object is being deleted, "
+                            f"found new finalizers []string{{{listed}}}",
+                        )
+                    ],
+                )
         if self._tracks_generation(rt) and not sub and _spec_changed(old, new, has_status):
             new_meta["generation"] = int(old_meta.get("generation") or 1) + 1
             new["metadata"] = new_meta
@@ -877,7 +961,8 @@ class Engine:
             if not obj_meta.get("deletionTimestamp"):
                 obj_meta["deletionTimestamp"] = now_rfc3339(self.clock)
                 obj_meta["deletionGracePeriodSeconds"] = 0
-            obj_meta["finalizers"] = finalizers
+            if finalizers:
+                obj_meta["finalizers"] = finalizers
             if (rt.group, rt.kind) == ("", "Namespace"):
                 obj.setdefault("status", {})["phase"] = "Terminating"
             if opts.dry_run:
@@ -891,7 +976,7 @@ class Engine:
         raise apierrors.timeout(f"too many concurrent changes while deleting {t.name}")
 
     def _deleted_response(self, rt: ResourceType, current: Stored) -> JsonObject:
-        if (rt.group, rt.kind) in _RETURN_DELETED or not rt.builtin:
+        if (rt.group, rt.kind) in _RETURN_DELETED:
             return self.to_external(rt, current.obj)
         meta = current.obj.get("metadata", {})
         details: JsonObject = {"name": meta.get("name"), "kind": rt.resource, "uid": meta.get("uid")}
@@ -929,6 +1014,33 @@ def _parse_rv(text: str) -> int:
     if value < 0:
         raise apierrors.bad_request(f'Invalid value: "{text}": invalid resource version')
     return value
+
+
+def _stamp_csr_conditions(new: JsonObject, old: JsonObject, now: str) -> None:
+    """kube's populateConditionTimestamps: missing condition times are set, a kept transition time stays."""
+    previous = (old.get("status") or {}).get("conditions") or []
+    for condition in (new.get("status") or {}).get("conditions") or []:
+        if not isinstance(condition, dict):
+            continue
+        if not condition.get("lastUpdateTime"):
+            condition["lastUpdateTime"] = now
+        if not condition.get("lastTransitionTime"):
+            condition["lastTransitionTime"] = next(
+                (
+                    c["lastTransitionTime"]
+                    for c in previous
+                    if isinstance(c, dict)
+                    and c.get("type") == condition.get("type")
+                    and c.get("status") == condition.get("status")
+                    and c.get("lastTransitionTime")
+                ),
+                now,
+            )
+
+
+def _allows_unconditional_update(rt: ResourceType) -> bool:
+    """Whether a PUT without metadata.resourceVersion may overwrite (the strategy's AllowUnconditionalUpdate)."""
+    return rt.builtin and (rt.group, rt.kind) != ("apiextensions.k8s.io", "CustomResourceDefinition")
 
 
 def _random_suffix() -> str:

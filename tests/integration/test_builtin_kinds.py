@@ -1,0 +1,126 @@
+"""Built-in kinds with behaviour of their own: events.k8s.io Events over core Events, CSR approval."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from kubernetes import client
+from tests.integration.sandboxapi import Kube, unique
+
+pytestmark = pytest.mark.integration
+
+
+def test_events_v1_event_is_readable_as_core_event(kube: Kube, namespace: str) -> None:
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    body = {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"name": "web.1"},
+        "eventTime": now,
+        "reportingController": "example.com/controller",
+        "reportingInstance": "controller-1",
+        "action": "Reconcile",
+        "reason": "Synced",
+        "type": "Normal",
+        "note": "all good",
+        "regarding": {"kind": "ConfigMap", "namespace": namespace, "name": "web", "apiVersion": "v1"},
+    }
+
+    created = kube.request("POST", f"/apis/events.k8s.io/v1/namespaces/{namespace}/events", body)
+    assert created.status == 201
+    assert created.body["note"] == "all good"
+
+    core = kube.core.read_namespaced_event("web.1", namespace)
+    assert core.message == "all good"
+    assert core.reason == "Synced"
+    assert core.type == "Normal"
+    assert core.involved_object.kind == "ConfigMap"
+    assert core.involved_object.name == "web"
+    assert core.reporting_component == "example.com/controller"
+    assert core.metadata.uid == created.body["metadata"]["uid"]
+
+    # And back: a core Event appears in the events.k8s.io list with its fields renamed.
+    listing = kube.request("GET", f"/apis/events.k8s.io/v1/namespaces/{namespace}/events").body
+    (item,) = [i for i in listing["items"] if i["metadata"]["name"] == "web.1"]
+    assert item["regarding"]["name"] == "web"
+    assert item["note"] == "all good"
+    assert "message" not in item
+    assert "involvedObject" not in item
+
+
+def _csr_pem() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    request = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alice")]))
+        .sign(key, hashes.SHA256())
+    )
+    return request.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_csr_approval_subresource_sets_the_approved_condition(kube: Kube) -> None:
+    name = unique("csr")
+    certificates = client.CertificatesV1Api(kube.api)
+    certificates.create_certificate_signing_request(
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "request": base64.b64encode(_csr_pem().encode()).decode(),
+                "signerName": "example.com/signer",
+                "usages": ["client auth"],
+            },
+        }
+    )
+    try:
+        csr = certificates.read_certificate_signing_request(name)
+        assert not (csr.status.conditions or [])
+        csr.status.conditions = [
+            client.V1CertificateSigningRequestCondition(
+                type="Approved", status="True", reason="TestApproved", message="approved by the test"
+            )
+        ]
+
+        approved = certificates.replace_certificate_signing_request_approval(name, csr)
+
+        (condition,) = approved.status.conditions
+        assert (condition.type, condition.status, condition.reason) == ("Approved", "True", "TestApproved")
+        # The server stamps the times a client leaves out.
+        assert condition.last_update_time is not None
+        assert condition.last_transition_time is not None
+        stored = certificates.read_certificate_signing_request(name)
+        assert [c.type for c in stored.status.conditions] == ["Approved"]
+        assert stored.spec.signer_name == "example.com/signer"
+    finally:
+        certificates.delete_certificate_signing_request(name)
+
+
+def test_csr_main_resource_update_does_not_approve(kube: Kube) -> None:
+    name = unique("csr")
+    path = f"/apis/certificates.k8s.io/v1/certificatesigningrequests/{name}"
+    kube.request(
+        "POST",
+        "/apis/certificates.k8s.io/v1/certificatesigningrequests",
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "request": base64.b64encode(_csr_pem().encode()).decode(),
+                "signerName": "example.com/signer",
+                "usages": ["client auth"],
+            },
+        },
+    )
+    try:
+        current = kube.request("GET", path).body
+        current["status"] = {"conditions": [{"type": "Approved", "status": "True", "reason": "Sneaky"}]}
+
+        kube.request("PUT", path, current)
+
+        assert not kube.request("GET", path).body.get("status", {}).get("conditions")
+    finally:
+        kube.request("DELETE", path)
