@@ -169,3 +169,33 @@ def test_port_in_use_is_reported(tmp_path: Path) -> None:
     finally:
         runner.stop(tmp_path / "a")
         runner.stop(tmp_path / "b")
+
+
+def test_large_contents_list_whole_and_survive_a_restart(tmp_path: Path) -> None:
+    """More than gRPC's default 4 MiB in one list: unpaginated lists and the restart index both work."""
+    directory = tmp_path / "big"
+    runner.start_detached(directory, port=None, nodes=0, insecure=False)
+    kubeconfig = directory / "kubeconfig"
+    try:
+        payload = "x" * (200 * 1024)
+        manifests = "\n---\n".join(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": f"big-{i}"},
+                    "data": {"blob": payload},
+                }
+            )
+            for i in range(30)
+        )
+        created = kubectl(kubeconfig, "create", "-n", "default", "-f", "-", stdin=manifests)
+        assert created.returncode == 0, created.stderr
+        runner.stop(directory)
+        runner.start_detached(directory, port=None, nodes=0, insecure=False)
+        listed = kubectl(kubeconfig, "get", "configmaps", "-n", "default", "--chunk-size=0", "-o", "json")
+        assert listed.returncode == 0, listed.stderr
+        names = {item["metadata"]["name"] for item in json.loads(listed.stdout)["items"]}
+        assert {f"big-{i}" for i in range(30)} <= names
+    finally:
+        runner.stop(directory)
