@@ -45,6 +45,11 @@ BENCHMARKS: list[Benchmark] = [
         "benchmarks.sandbox_api",
         "ConfigMap create, list and watch through the sandbox API server vs. directly on etcd",
     ),
+    Benchmark(
+        "sandbox_startup",
+        "benchmarks.sandbox_startup",
+        "Seconds until a new or restarted sandbox is ready, vs. etcd alone",
+    ),
 ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from strongroom.sandbox.patch import json_type_name
 from strongroom.sandbox.resources import ResourceType
 
 JsonObject = dict[str, Any]
@@ -265,7 +266,7 @@ def _walk(
                 (
                     path,
                     "FieldValueTypeInvalid",
-                    f'Invalid value: "{_describe(value)}": {path} in body must be of type {expected}: "{_describe(value)}"',
+                    f'Invalid value: "{json_type_name(value)}": {path} in body must be of type {expected}: "{json_type_name(value)}"',
                 )
             )
             return value
@@ -332,17 +333,3 @@ def _walk(
                 )
             )
     return value
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number" if isinstance(value, float) else "integer"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "null"

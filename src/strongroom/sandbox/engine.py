@@ -380,12 +380,17 @@ class Engine:
 
     # ------------------------------------------------------------------ create
 
-    async def create(self, t: Target, body: JsonObject, opts: WriteOptions) -> JsonObject:
-        rt = t.rt
+    def _check_body(self, t: Target, body: Any, opts: WriteOptions) -> JsonObject:
+        """What create and update check before anything else: shape, kind and unknown fields."""
         if not isinstance(body, dict):
             raise apierrors.bad_request("the body of the request must be a JSON object")
         self._check_kind(t, body)
-        self._check_fields(rt, body, opts)
+        self._check_fields(t.rt, body, opts)
+        return body
+
+    async def create(self, t: Target, body: JsonObject, opts: WriteOptions) -> JsonObject:
+        rt = t.rt
+        body = self._check_body(t, body, opts)
         obj = copy.deepcopy(body)
         admission.drop_unknown_fields(rt, obj)
         obj["apiVersion"] = rt.api_version
@@ -590,10 +595,7 @@ class Engine:
 
     async def update(self, t: Target, body: JsonObject, opts: WriteOptions) -> JsonObject:
         rt = t.rt
-        if not isinstance(body, dict):
-            raise apierrors.bad_request("the body of the request must be a JSON object")
-        self._check_kind(t, body)
-        self._check_fields(rt, body, opts)
+        body = self._check_body(t, body, opts)
         meta = body.get("metadata")
         if not isinstance(meta, dict):
             raise apierrors.bad_request("metadata must be an object")

@@ -59,7 +59,8 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _type_name(value: object) -> str:
+def json_type_name(value: object) -> str:
+    """The JSON Schema name of a decoded JSON value's type, for error messages."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -114,11 +115,13 @@ def _merge_patch_into(target: JSONObject, patch: JSONObject) -> None:
 def apply_json_patch(target: object, operations: object) -> object:
     """Apply an RFC 6902 JSON patch; any failing operation fails the whole patch."""
     if not isinstance(operations, list):
-        raise PatchError(f"a JSON patch must be an array of operations, not {_type_name(operations)}")
+        raise PatchError(f"a JSON patch must be an array of operations, not {json_type_name(operations)}")
     document = _copy(target)
     for index, operation in enumerate(operations):
         if not isinstance(operation, dict):
-            raise PatchError(f"JSON patch operation {index} must be an object, not {_type_name(operation)}")
+            raise PatchError(
+                f"JSON patch operation {index} must be an object, not {json_type_name(operation)}"
+            )
         # The operation is copied because jsonpatch inserts its "value" into the
         # document as is, and a later operation would then write into the input.
         # One operation at a time lets the error name the operation that failed.
@@ -336,9 +339,9 @@ def apply_strategic_merge_patch(target: JSONObject, patch: object, schema: Patch
     are replaced, directives still apply.
     """
     if not isinstance(target, dict):
-        raise PatchError(f"the patched object must be a JSON object, not {_type_name(target)}")
+        raise PatchError(f"the patched object must be a JSON object, not {json_type_name(target)}")
     if not isinstance(patch, dict):
-        raise PatchError(f"a strategic merge patch must be a JSON object, not {_type_name(patch)}")
+        raise PatchError(f"a strategic merge patch must be a JSON object, not {json_type_name(patch)}")
     return _merge_map(_copy(target), _copy(patch), schema or _UNKNOWN, "")
 
 
@@ -400,7 +403,7 @@ def _check_parallel_list(key: str, value: object, path: str) -> None:
         if key.startswith(prefix):
             _directive_field(key, prefix, path)
             if not isinstance(value, list):
-                raise _fail(path, f'"{key}" must be a list, not {_type_name(value)}')
+                raise _fail(path, f'"{key}" must be a list, not {json_type_name(value)}')
             return
     raise _fail(path, f'unknown patch directive "{key}"')
 
@@ -512,7 +515,7 @@ def _element_kind(elements: list[Any], path: str) -> type | None:
         elif type(element) is not kind:
             raise _fail(
                 path,
-                f"cannot merge a list mixing {_type_name(first)} and {_type_name(element)} elements",
+                f"cannot merge a list mixing {json_type_name(first)} and {json_type_name(element)} elements",
             )
     return kind
 
@@ -637,9 +640,11 @@ def _apply_element_orders(original: JSONObject, patch: JSONObject, schema: Patch
         key = meta.merge_key
         stored, patched = original.get(field), patch.get(field)
         if field in original and not isinstance(stored, list):
-            raise _fail(where, f"{directive} applies to a list, but the object holds {_type_name(stored)}")
+            raise _fail(
+                where, f"{directive} applies to a list, but the object holds {json_type_name(stored)}"
+            )
         if field in patch and not isinstance(patched, list):
-            raise _fail(where, f"{directive} needs a list in the patch, not {_type_name(patched)}")
+            raise _fail(where, f"{directive} needs a list in the patch, not {json_type_name(patched)}")
         if key is not None:
             for element in order:
                 _identity(element, key, _child(path, directive))
@@ -713,7 +718,7 @@ def _check_order_matches(
 
 def _delete_primitives(original: JSONObject, field: str, values: object, path: str) -> None:
     if not isinstance(values, list):
-        raise _fail(path, f'"{_DELETE_PRIMITIVES}/{field}" must be a list, not {_type_name(values)}')
+        raise _fail(path, f'"{_DELETE_PRIMITIVES}/{field}" must be a list, not {json_type_name(values)}')
     current = original.get(field)
     if not isinstance(current, list):
         return  # nothing to delete from, which kube-apiserver accepts silently
