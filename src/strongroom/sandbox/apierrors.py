@@ -123,12 +123,14 @@ def method_not_allowed(
     return ApiError(405, "MethodNotAllowed", message)
 
 
-def unsupported_media_type(content_type: str) -> ApiError:
+def unsupported_media_type(content_type: str, why: str = "") -> ApiError:
+    detail = f" ({why})" if why else ""
     return ApiError(
         415,
         "UnsupportedMediaType",
         "the body of the request was in an unknown format - accepted media types include: "
-        f'application/json, application/yaml (the sandbox does not decode "{content_type}" request bodies)',
+        f"application/json, application/yaml, application/vnd.kubernetes.protobuf; "
+        f'"{content_type}" could not be decoded{detail}',
     )
 
 

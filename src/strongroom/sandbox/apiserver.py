@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 import yaml
 from aiohttp import web
 
-from strongroom.sandbox import apierrors, discovery, openapi, tables
+from strongroom.sandbox import apierrors, discovery, openapi, protobuf, tables
 from strongroom.sandbox.engine import (
     PATCH_APPLY,
     PATCH_JSON,
@@ -477,8 +477,11 @@ def _decode(raw: bytes, content_type: str) -> Any:
             return yaml.safe_load(raw)
         except yaml.YAMLError as exc:
             raise apierrors.bad_request(f"error decoding YAML: {exc}") from exc
-    if media.startswith("application/vnd.kubernetes.protobuf"):
-        raise apierrors.unsupported_media_type(media)
+    if media == protobuf.CONTENT_TYPE:
+        try:
+            return protobuf.decode(raw)
+        except protobuf.ProtobufError as exc:
+            raise apierrors.unsupported_media_type(media, str(exc)) from exc
     try:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -31,7 +31,7 @@ from strongroom.model.selectors import (
     parse_label_selector,
 )
 from strongroom.sandbox import admission, apierrors, patch
-from strongroom.sandbox.resources import ResourceRegistry, ResourceType
+from strongroom.sandbox.resources import REVIEW_GROUPS, ResourceRegistry, ResourceType
 from strongroom.sandbox.store import ListPage, ResourceExpired, Store, Stored
 
 JsonObject = dict[str, Any]
@@ -391,6 +391,8 @@ class Engine:
     async def create(self, t: Target, body: JsonObject, opts: WriteOptions) -> JsonObject:
         rt = t.rt
         body = self._check_body(t, body, opts)
+        if rt.group in REVIEW_GROUPS:
+            return self._review(rt, body)
         obj = copy.deepcopy(body)
         admission.drop_unknown_fields(rt, obj)
         obj["apiVersion"] = rt.api_version
@@ -472,6 +474,47 @@ class Engine:
                 "generate a unique name for the object",
             )
         raise apierrors.already_exists(rt.group, rt.resource, name)
+
+    def _review(self, rt: ResourceType, body: JsonObject) -> JsonObject:
+        """Answer an access or identity review; like kube, nothing is stored.
+
+        The sandbox has one identity, a member of system:masters, and no
+        authorizer: every request it authenticates is allowed.
+        """
+        answer = {**copy.deepcopy(body), "apiVersion": rt.api_version, "kind": rt.kind}
+        answer["metadata"] = {**(answer.get("metadata") or {}), "creationTimestamp": None}
+        groups = ["system:masters", "system:authenticated"]
+        if rt.kind == "SelfSubjectReview":
+            answer["status"] = {"userInfo": {"username": self.user, "groups": groups}}
+        elif rt.kind == "SelfSubjectRulesReview":
+            answer["status"] = {
+                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                "incomplete": False,
+            }
+        else:
+            spec = answer.get("spec")
+            if not isinstance(spec, dict) or not (
+                spec.get("resourceAttributes") or spec.get("nonResourceAttributes")
+            ):
+                raise apierrors.invalid(
+                    rt.group,
+                    rt.kind,
+                    "",
+                    [
+                        (
+                            "spec.resourceAttributes",
+                            "FieldValueInvalid",
+                            "Invalid value: exactly one of nonResourceAttributes or resourceAttributes must be specified",
+                        )
+                    ],
+                )
+            answer["status"] = {
+                "allowed": True,
+                "reason": 'RBAC: allowed by ClusterRoleBinding "cluster-admin" of ClusterRole "cluster-admin" '
+                'to Group "system:masters"',
+            }
+        return answer
 
     def _check_fields(self, rt: ResourceType, body: JsonObject, opts: WriteOptions) -> None:
         if opts.field_validation == "Ignore":
@@ -563,6 +606,14 @@ class Engine:
             )
         elif ident in {("apps", "StatefulSet"), ("apps", "ReplicaSet")} and isinstance(spec, dict):
             spec.setdefault("replicas", 1)
+        elif ident == ("policy", "PodDisruptionBudget") and creating:
+            # Go serializes these status fields even at zero (no omitempty).
+            obj["status"] = {
+                "disruptionsAllowed": 0,
+                "currentHealthy": 0,
+                "desiredHealthy": 0,
+                "expectedPods": 0,
+            }
         elif ident == ("storage.k8s.io", "StorageClass"):
             obj.setdefault("reclaimPolicy", "Delete")
             obj.setdefault("volumeBindingMode", "Immediate")

@@ -211,7 +211,28 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ),
     # scheduling.k8s.io/v1
     _builtin("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False, ["pc"]),
+    # Reviews are answered, never stored (`kubectl auth can-i`, `kubectl auth whoami`).
+    *(
+        ResourceType(
+            group=group,
+            version="v1",
+            resource=resource,
+            kind=kind,
+            namespaced=namespaced,
+            storage_version="v1",
+            verbs=("create",),
+        )
+        for group, resource, kind, namespaced in (
+            ("authentication.k8s.io", "selfsubjectreviews", "SelfSubjectReview", False),
+            ("authorization.k8s.io", "localsubjectaccessreviews", "LocalSubjectAccessReview", True),
+            ("authorization.k8s.io", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False),
+            ("authorization.k8s.io", "selfsubjectrulesreviews", "SelfSubjectRulesReview", False),
+            ("authorization.k8s.io", "subjectaccessreviews", "SubjectAccessReview", False),
+        )
+    ),
 )
+
+REVIEW_GROUPS = ("authentication.k8s.io", "authorization.k8s.io")
 
 # Group order in discovery: kube-apiserver lists core first, then groups by priority.
 BUILTIN_GROUP_ORDER = (
@@ -224,6 +245,8 @@ BUILTIN_GROUP_ORDER = (
     "policy",
     "rbac.authorization.k8s.io",
     "storage.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
     "apiextensions.k8s.io",
     "scheduling.k8s.io",
     "coordination.k8s.io",

@@ -133,7 +133,17 @@ def test_operations_are_tagged_with_kind_and_kube_action(registry: ResourceRegis
     assert watch["x-kubernetes-action"] == "watchlist"
 
 
-@pytest.mark.parametrize("rt", BUILTIN_TYPES, ids=lambda rt: f"{rt.group or 'core'}/{rt.kind}")
+PATCHABLE = [rt for rt in BUILTIN_TYPES if "patch" in rt.verbs]
+
+
+def test_create_only_review_kinds_offer_no_patch(registry: ResourceRegistry) -> None:
+    reviews = [rt for rt in BUILTIN_TYPES if rt.verbs == ("create",)]
+    assert {rt.kind for rt in reviews} >= {"SelfSubjectAccessReview", "SelfSubjectReview"}
+    for rt in reviews:
+        assert patch_operations(document(registry, rt.group, rt.version), rt.kind) == []
+
+
+@pytest.mark.parametrize("rt", PATCHABLE, ids=lambda rt: f"{rt.group or 'core'}/{rt.kind}")
 def test_every_builtin_kind_has_a_patch_that_takes_field_validation(
     registry: ResourceRegistry, rt: ResourceType
 ) -> None:
