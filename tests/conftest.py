@@ -15,19 +15,17 @@ import pytest
 
 from strongroom.sandbox import runner
 
+# The e2e suite needs a real cluster; it is collected only when one is named.
+collect_ignore = [] if os.environ.get("STRONGROOM_E2E_KUBECONFIG") else ["e2e"]
+
 
 @dataclass
 class Sandbox:
+    """A cluster the tests drive: the sandbox, or a real cluster in the e2e suite."""
+
     dir: Path
-    state: runner.SandboxState
-
-    @property
-    def kubeconfig(self) -> str:
-        return self.state.kubeconfig
-
-    @property
-    def server(self) -> str:
-        return self.state.server
+    kubeconfig: str
+    server: str
 
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
@@ -64,6 +62,6 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     directory = tmp_path_factory.mktemp("sandbox")
     state = runner.start_detached(directory, port=None, nodes=2, insecure=False)
     try:
-        yield Sandbox(directory, state)
+        yield Sandbox(directory, state.kubeconfig, state.server)
     finally:
         runner.stop(directory)
