@@ -360,3 +360,38 @@ def test_deleting_a_crd_removes_its_objects_and_endpoints(kube: Kube, namespace:
         answered = eventually(lambda p=path: (r := kube.request("GET", p)).status == 404 and r, timeout=5)
         assert answered.body["kind"] == "Status"
     assert all(g["name"] != group for g in kube.request("GET", "/apis").body["groups"])
+
+
+def test_custom_resource_scale_subresource_follows_the_crd_paths(kube: Kube, namespace: str) -> None:
+    group = f"{unique('s')}.example.com"
+    crd = widget_crd(group)
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+    schema["spec"]["properties"]["count"] = {"type": "integer"}
+    schema["status"]["properties"].update({"count": {"type": "integer"}, "selector": {"type": "string"}})
+    for version in crd["spec"]["versions"]:
+        version["subresources"]["scale"] = {
+            "specReplicasPath": ".spec.count",
+            "statusReplicasPath": ".status.count",
+            "labelSelectorPath": ".status.selector",
+        }
+    kube.apiext.create_custom_resource_definition(crd)
+    try:
+        eventually(lambda: established(kube, f"widgets.{group}"), timeout=5)
+        kube.custom.create_namespaced_custom_object(
+            group, "v1", namespace, "widgets", widget("w", "v1", group, size=1, count=2)
+        )
+        scale = kube.custom.get_namespaced_custom_object_scale(group, "v1", namespace, "widgets", "w")
+        assert scale["spec"] == {"replicas": 2}
+        kube.custom.patch_namespaced_custom_object_scale(
+            group, "v1", namespace, "widgets", "w", {"spec": {"replicas": 5}}
+        )
+        stored = kube.custom.get_namespaced_custom_object(group, "v1", namespace, "widgets", "w")
+        assert stored["spec"] == {"size": 1, "count": 5}
+        assert stored["metadata"]["generation"] == 2
+        with pytest.raises(ApiException) as caught:
+            kube.custom.patch_namespaced_custom_object_scale(
+                group, "v1", namespace, "widgets", "w", {"spec": {"replicas": -1}}
+            )
+        assert caught.value.status == 422
+    finally:
+        kube.apiext.delete_custom_resource_definition(f"widgets.{group}")

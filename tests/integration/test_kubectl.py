@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -209,7 +210,7 @@ def test_watch_prints_changes(sandbox: Sandbox, ns: str) -> None:
     sandbox.kubectl(
         "create", "-n", ns, "-f", "-", input="apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\n"
     )
-    env = {"KUBECONFIG": sandbox.kubeconfig, "PATH": "/usr/bin:/bin"}
+    env = {**os.environ, "KUBECONFIG": sandbox.kubeconfig}
     command = [
         kubectl_binary(),
         "get",
@@ -305,3 +306,24 @@ def test_nodes_are_ready(sandbox: Sandbox) -> None:
     for node in nodes:
         ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
         assert ready[0]["status"] == "True"
+
+
+def test_scale_a_deployment(sandbox: Sandbox, ns: str) -> None:
+    sandbox.kubectl("apply", "-n", ns, "-f", "-", input=APP)
+    assert "scaled" in sandbox.kubectl("scale", "deployment", "shop", "-n", ns, "--replicas=4").stdout
+    deployment = sandbox.kubectl_json("get", "deployment", "shop", "-n", ns)
+    assert deployment["spec"]["replicas"] == 4
+    assert deployment["metadata"]["generation"] == 2
+    # With a precondition kubectl reads the Scale and writes it back with PUT.
+    sandbox.kubectl("scale", "deployment", "shop", "-n", ns, "--replicas=1", "--current-replicas=4")
+    refused = sandbox.kubectl(
+        "scale", "deployment", "shop", "-n", ns, "--replicas=2", "--current-replicas=4", check=False
+    )
+    assert refused.returncode != 0
+    assert "Expected replicas to be 4, was 1" in refused.stderr
+    scale = json.loads(
+        sandbox.kubectl("get", "--raw", f"/apis/apps/v1/namespaces/{ns}/deployments/shop/scale").stdout
+    )
+    assert scale["kind"] == "Scale"
+    assert scale["spec"] == {"replicas": 1}
+    assert scale["status"]["selector"] == "app=shop"

@@ -34,8 +34,8 @@ def served_types(crd: JsonObject) -> list[ResourceType]:
         if not version.get("served", True):
             continue
         subresources = version.get("subresources") or subresources_default
-        # The scale subresource of custom resources is not served yet (see docs/decisions).
-        subs = ("status",) if "status" in subresources else ()
+        subs = tuple(name for name in ("status", "scale") if name in subresources)
+        scale = subresources.get("scale") if isinstance(subresources.get("scale"), dict) else None
         schema = (version.get("schema") or {}).get("openAPIV3Schema")
         out.append(
             ResourceType(
@@ -52,6 +52,7 @@ def served_types(crd: JsonObject) -> list[ResourceType]:
                 storage_version=storage,
                 schema=schema,
                 printer_columns=tuple(version.get("additionalPrinterColumns") or ()),
+                scale_paths=dict(scale) if scale else None,
             )
         )
     return out

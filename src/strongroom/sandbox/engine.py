@@ -26,6 +26,7 @@ from strongroom.model.selectors import (
     FieldSelector,
     LabelSelector,
     SelectorError,
+    label_selector_from_object,
     object_fields,
     parse_field_selector,
     parse_label_selector,
@@ -196,7 +197,8 @@ class Engine:
         stored = await self.store.get(self.key(t.rt, t.namespace, t.name))
         if stored is None:
             raise self._not_found(t)
-        return self.to_external(t.rt, stored.obj)
+        obj = self.to_external(t.rt, stored.obj)
+        return _to_scale(t.rt, obj) if t.subresource == "scale" else obj
 
     def _filters(self, t: Target, opts: ListOptions) -> Callable[[JsonObject], bool] | None:
         labels = _parse_labels(opts.label_selector)
@@ -646,6 +648,8 @@ class Engine:
 
     async def update(self, t: Target, body: JsonObject, opts: WriteOptions) -> JsonObject:
         rt = t.rt
+        if t.subresource == "scale":
+            return await self._write_scale(t, lambda scale: body, opts)
         body = self._check_body(t, body, opts)
         meta = body.get("metadata")
         if not isinstance(meta, dict):
@@ -872,6 +876,11 @@ class Engine:
         self, t: Target, patch_type: str, body: Any, opts: WriteOptions, *, force: bool = False
     ) -> JsonObject:
         rt = t.rt
+        if t.subresource == "scale":
+            # The Scale is a built-in type, so every patch type applies to it.
+            return await self._write_scale(
+                t, lambda scale: self._apply_patch(rt, patch_type, scale, body), opts
+            )
         if patch_type == PATCH_STRATEGIC and not rt.builtin:
             raise apierrors.ApiError(
                 415,
@@ -903,6 +912,42 @@ class Engine:
             return await self._prepare_update(t, current, patched, opts)
 
         return await self._write(t, mutate, opts)
+
+    async def _write_scale(
+        self, t: Target, change: Callable[[JsonObject], Any], opts: WriteOptions
+    ) -> JsonObject:
+        """PUT or PATCH of the scale subresource: only the replica count of the object changes."""
+        rt = t.rt
+
+        async def mutate(current: Stored) -> JsonObject | None:
+            obj = self.to_external(rt, current.obj)
+            scale = _to_scale(rt, obj)
+            wanted = change(copy.deepcopy(scale))
+            if not isinstance(wanted, dict) or wanted.get("kind") not in (None, "Scale"):
+                raise apierrors.bad_request("the body of a scale request must be an autoscaling/v1 Scale")
+            wanted_rv = str((wanted.get("metadata") or {}).get("resourceVersion") or "")
+            if wanted_rv and wanted_rv != str(current.mod_revision):
+                raise apierrors.stale_conflict(rt.group, rt.resource, t.name or "")
+            replicas = (wanted.get("spec") or {}).get("replicas", 0)
+            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+                raise apierrors.invalid(
+                    "autoscaling",
+                    "Scale",
+                    t.name or "",
+                    [
+                        (
+                            "spec.replicas",
+                            "FieldValueInvalid",
+                            f"Invalid value: {replicas!r}: must be greater than or equal to 0",
+                        )
+                    ],
+                )
+            updated = copy.deepcopy(obj)
+            _set_path(updated, _scale_paths(rt)["specReplicasPath"], replicas)
+            return await self._prepare_update(Target(rt, t.namespace, t.name), current, updated, opts)
+
+        result = await self._write(Target(rt, t.namespace, t.name), mutate, opts)
+        return _to_scale(rt, result)
 
     def _apply_patch(self, rt: ResourceType, patch_type: str, old: JsonObject, body: Any) -> Any:
         try:
@@ -1155,3 +1200,59 @@ def _events_v1_to_core_event(obj: JsonObject) -> JsonObject:
         if events in obj:
             out[core] = obj[events]
     return out
+
+
+_BUILTIN_SCALE_PATHS = {
+    "specReplicasPath": ".spec.replicas",
+    "statusReplicasPath": ".status.replicas",
+    "labelSelectorPath": ".spec.selector",
+}
+
+
+def _scale_paths(rt: ResourceType) -> dict[str, str]:
+    return rt.scale_paths or _BUILTIN_SCALE_PATHS
+
+
+def _get_path(obj: Any, path: str) -> Any:
+    for part in [p for p in path.split(".") if p]:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def _set_path(obj: JsonObject, path: str, value: Any) -> None:
+    parts = [p for p in path.split(".") if p]
+    for part in parts[:-1]:
+        obj = obj.setdefault(part, {})
+    obj[parts[-1]] = value
+
+
+def _to_scale(rt: ResourceType, obj: JsonObject) -> JsonObject:
+    """The autoscaling/v1 Scale view of a scalable object."""
+    paths = _scale_paths(rt)
+    meta = obj.get("metadata") or {}
+    selector = _get_path(obj, paths.get("labelSelectorPath", ""))
+    if isinstance(selector, dict):
+        try:
+            # A LabelSelector (matchLabels/matchExpressions), or a plain map on ReplicationControllers.
+            if "matchLabels" in selector or "matchExpressions" in selector:
+                selector = str(label_selector_from_object(selector))
+            else:
+                selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        except SelectorError:
+            selector = ""
+    status: JsonObject = {"replicas": int(_get_path(obj, paths.get("statusReplicasPath", "")) or 0)}
+    if selector:
+        status["selector"] = selector
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            key: meta[key]
+            for key in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if key in meta
+        },
+        "spec": {"replicas": int(_get_path(obj, paths.get("specReplicasPath", "")) or 0)},
+        "status": status,
+    }

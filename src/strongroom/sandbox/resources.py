@@ -41,6 +41,9 @@ class ResourceType:
     # For custom resources: the CRD's openAPIV3Schema and printer columns of this version.
     schema: dict[str, object] | None = field(default=None, compare=False, hash=False)
     printer_columns: tuple[dict[str, object], ...] = field(default=(), compare=False, hash=False)
+    # For custom resources with a scale subresource: its specReplicasPath, statusReplicasPath
+    # and labelSelectorPath (built-in kinds use spec.replicas, status.replicas, spec.selector).
+    scale_paths: dict[str, str] | None = field(default=None, compare=False, hash=False)
 
     @property
     def singular(self) -> str:
@@ -143,19 +146,37 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         "ReplicationController",
         short=["rc"],
         categories=_ALL,
-        subresources=["status"],
+        subresources=["status", "scale"],
         storage="controllers",
     ),
     # apps/v1
     _builtin(
-        "apps", "v1", "deployments", "Deployment", short=["deploy"], categories=_ALL, subresources=["status"]
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        short=["deploy"],
+        categories=_ALL,
+        subresources=["status", "scale"],
     ),
     _builtin(
-        "apps", "v1", "statefulsets", "StatefulSet", short=["sts"], categories=_ALL, subresources=["status"]
+        "apps",
+        "v1",
+        "statefulsets",
+        "StatefulSet",
+        short=["sts"],
+        categories=_ALL,
+        subresources=["status", "scale"],
     ),
     _builtin("apps", "v1", "daemonsets", "DaemonSet", short=["ds"], categories=_ALL, subresources=["status"]),
     _builtin(
-        "apps", "v1", "replicasets", "ReplicaSet", short=["rs"], categories=_ALL, subresources=["status"]
+        "apps",
+        "v1",
+        "replicasets",
+        "ReplicaSet",
+        short=["rs"],
+        categories=_ALL,
+        subresources=["status", "scale"],
     ),
     # batch/v1
     _builtin("batch", "v1", "jobs", "Job", categories=_ALL, subresources=["status"]),
