@@ -911,6 +911,12 @@ class Controllers:
                 Target(pvc_type, namespace, name, "status"), {**current, "status": status}, WriteOptions()
             )
 
+    async def _set_volume_phase(self, rt: ResourceType, volume: JsonObject, phase: str) -> None:
+        name = volume["metadata"]["name"]
+        await self.engine.update(
+            Target(rt, None, name, "status"), {**volume, "status": {"phase": phase}}, WriteOptions()
+        )
+
     async def _sync_volume(self, rt: ResourceType, name: str, volume: JsonObject | None) -> None:
         if volume is None:
             return
@@ -924,11 +930,7 @@ class Controllers:
         claim_ref = spec.get("claimRef")
         if not claim_ref:
             if phase != "Available":
-                await self.engine.update(
-                    Target(rt, None, name, "status"),
-                    {**volume, "status": {"phase": "Available"}},
-                    WriteOptions(),
-                )
+                await self._set_volume_phase(rt, volume, "Available")
             return
         pvc_type = self._rt("", "v1", "persistentvolumeclaims")
         try:
@@ -948,11 +950,7 @@ class Controllers:
         if not claim_ref.get("uid"):
             # Pre-bound to a claim that does not exist yet: stays Available for it.
             if phase != "Available":
-                await self.engine.update(
-                    Target(rt, None, name, "status"),
-                    {**volume, "status": {"phase": "Available"}},
-                    WriteOptions(),
-                )
+                await self._set_volume_phase(rt, volume, "Available")
             return
         # Its claim is gone.
         if spec.get("persistentVolumeReclaimPolicy") == "Delete":
@@ -961,17 +959,11 @@ class Controllers:
                 if path.is_relative_to(self.state_dir / "volumes"):
                     shutil.rmtree(path, ignore_errors=True)
             if phase == "Bound":
-                await self.engine.update(
-                    Target(rt, None, name, "status"),
-                    {**volume, "status": {"phase": "Released"}},
-                    WriteOptions(),
-                )
+                await self._set_volume_phase(rt, volume, "Released")
             await self.engine.delete(Target(rt, None, name), DeleteOptions())
             return
         if phase != "Released":
-            await self.engine.update(
-                Target(rt, None, name, "status"), {**volume, "status": {"phase": "Released"}}, WriteOptions()
-            )
+            await self._set_volume_phase(rt, volume, "Released")
 
 
 def _everything() -> Any:
