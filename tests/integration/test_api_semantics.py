@@ -846,6 +846,48 @@ def test_malformed_json_body_is_bad_request(kube: Kube, namespace: str) -> None:
     assert answered.body["code"] == 400
 
 
+def test_malformed_yaml_body_is_bad_request(kube: Kube, namespace: str) -> None:
+    answered = kube.request(
+        "POST", cm_path(namespace), raw=b"metadata:\n  name: [unclosed\n", content_type="application/yaml"
+    )
+    assert answered.status == 400
+    assert answered.reason == "BadRequest"
+    assert "YAML" in answered.body["message"]
+
+
+def test_yaml_body_creates_like_json(kube: Kube, namespace: str) -> None:
+    body = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\ndata:\n  k: v\n"
+    answered = kube.request("POST", cm_path(namespace), raw=body, content_type="application/yaml")
+    assert answered.status == 201
+    assert kube.core.read_namespaced_config_map("from-yaml", namespace).data == {"k": "v"}
+
+
+def test_bad_writes_leave_the_stored_object_untouched(kube: Kube, namespace: str) -> None:
+    kube.core.create_namespaced_config_map(namespace, {"metadata": {"name": "kept"}, "data": {"a": "1"}})
+    before = kube.core.read_namespaced_config_map("kept", namespace)
+    path = cm_path(namespace, "kept")
+    attempts = [
+        kube.request("PUT", path, raw=b"{not json"),
+        kube.request("PUT", path, raw=b"[1, 2]"),
+        kube.request("PUT", path, {"metadata": {"name": "other"}, "data": {"a": "2"}}),
+        kube.request("PATCH", path, raw=b"{broken", content_type="application/merge-patch+json"),
+        kube.request(
+            "PATCH", path, [{"op": "remove", "path": "/nope"}], content_type="application/json-patch+json"
+        ),
+        kube.request(
+            "PATCH",
+            path,
+            {"metadata": {"labels": {"-bad": "x"}}},
+            content_type="application/merge-patch+json",
+        ),
+        kube.request("PUT", path, raw=b"\x00\xff\xfe", content_type="application/vnd.kubernetes.protobuf"),
+    ]
+    assert [a.status for a in attempts] == [400, 400, 400, 400, 422, 422, 415]
+    after = kube.core.read_namespaced_config_map("kept", namespace)
+    assert after.metadata.resource_version == before.metadata.resource_version
+    assert after.data == {"a": "1"}
+
+
 def test_unknown_resource_is_not_found(kube: Kube, namespace: str) -> None:
     for path in (
         f"/api/v1/namespaces/{namespace}/widgets",
