@@ -347,6 +347,8 @@ class Controllers:
         self._tasks.append(asyncio.create_task(self._resync_loop()))
         ns_type = self._rt("", "v1", "namespaces")
         for stored in (await self.engine.store.list(ns_type.key_prefix(None))).items:
+            active = not stored.obj["metadata"].get("deletionTimestamp")
+            self.engine.note_namespace(stored.obj["metadata"]["name"], stored.mod_revision, active)
             await self._sync_namespace_defaults(stored.obj["metadata"]["name"])
         await self._resync()
         self.ready = True
@@ -407,7 +409,7 @@ class Controllers:
             try:
                 async for event in self.engine.store.watch(f"{REGISTRY_ROOT}/", start):
                     start = event.revision + 1
-                    self._on_event(event.type, event.key, event.obj, event.prev)
+                    self._on_event(event.type, event.key, event.obj, event.prev, event.revision)
             except ResourceExpired:
                 start = await self._build_index() + 1
             except asyncio.CancelledError:
@@ -416,7 +418,7 @@ class Controllers:
                 log.exception("registry watch failed; restarting")
                 await asyncio.sleep(0.5)
 
-    def _on_event(self, kind: str, key: str, obj: JsonObject, prev: JsonObject | None) -> None:
+    def _on_event(self, kind: str, key: str, obj: JsonObject, prev: JsonObject | None, revision: int) -> None:
         deleted = kind == "DELETED"
         uid = (obj.get("metadata") or {}).get("uid")
         owners_before = set(self._key_owners.get(key, set()))
@@ -428,6 +430,8 @@ class Controllers:
         rt = found[0]
         ident = (rt.group, rt.kind)
         if ident == ("", "Namespace"):
+            active = not deleted and not meta.get("deletionTimestamp")
+            self.engine.note_namespace(meta.get("name", ""), revision, active)
             self._enqueue("namespace", key)
             if kind == "ADDED":
                 self._enqueue("defaults", meta.get("name", ""))

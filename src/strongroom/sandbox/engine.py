@@ -136,6 +136,9 @@ class Engine:
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.user = user
         self.bookmark_interval = bookmark_interval
+        # namespace -> (revision, active), kept by the controllers' watch as kube's namespace
+        # lifecycle admission keeps an informer; only "active" skips the etcd read.
+        self._namespaces: dict[str, tuple[int, bool]] = {}
 
     # ----------------------------------------------------------------- helpers
 
@@ -179,8 +182,15 @@ class Engine:
                     f"({rt.api_version})"
                 )
 
+    def note_namespace(self, name: str, revision: int, active: bool) -> None:
+        """Record a namespace's state as of `revision`; older news never overrides newer."""
+        if revision >= self._namespaces.get(name, (0, False))[0]:
+            self._namespaces[name] = (revision, active)
+
     async def _namespace_check(self, t: Target, name: str, *, creating: bool) -> None:
         if not t.rt.namespaced:
+            return
+        if self._namespaces.get(t.namespace or "", (0, False))[1]:
             return
         ns_type = self.registry.lookup("", "v1", "namespaces")
         assert ns_type is not None
@@ -1053,6 +1063,8 @@ class Engine:
                 deleted_at = await self.store.delete(key, current.mod_revision)
                 if deleted_at is None:
                     continue
+                if (rt.group, rt.kind) == ("", "Namespace"):
+                    self.note_namespace(t.name, deleted_at, active=False)
                 return self._deleted_response(rt, current), True
             obj = copy.deepcopy(current.obj)
             obj_meta = obj["metadata"]
@@ -1070,6 +1082,9 @@ class Engine:
             written = await self.store.replace(key, obj, current.mod_revision)
             if written is None:
                 continue
+            if (rt.group, rt.kind) == ("", "Namespace"):
+                # Like kube's admission after a namespace DELETE: no create slips in meanwhile.
+                self.note_namespace(t.name, written.mod_revision, active=False)
             return self.to_external(rt, written.obj), False
         raise apierrors.timeout(f"too many concurrent changes while deleting {t.name}")
 
