@@ -977,13 +977,13 @@ etcd and the benchmark client per phase (one machine, two cores, shared by all t
 work competed with the run and its figures are low (the ratio suffers less than the rates).
 On a quiet machine the server's CPU time during *ours: create* is close to the wall time:
 creates are bound by the server's single Python thread (about 0.9 ms of CPU per create), not
-by etcd, whose own read-then-transaction path (what the server asks of it per create) sustains
-about 3,000 creates/s on this machine. A cProfile of the server during 10,000 creates alone
-(2026-11-25) splits its time roughly into: gRPC client calls to etcd (grpc.aio, protobuf,
+by etcd. A cProfile of the server during 10,000 creates alone (2026-11-25, before the
+namespace cache) split its time roughly into: gRPC client calls to etcd (grpc.aio, protobuf,
 etcd3aio) 20 %, serving HTTP (aiohttp, TLS, socket writes) 27 %, the asyncio loop 11 %, and
-the sandbox's own code with JSON and deepcopy 22 %. Two etcd calls are made per create: the
-namespace existence check is a full linearizable read of the Namespace object on every create
-(about as costly as the write itself in the profile). Lists cost the server about 30 µs per
+the sandbox's own code with JSON and deepcopy 22 %. A create is one etcd transaction: the
+namespace's existence comes from the controllers' watch, as kube-apiserver's namespace
+lifecycle admission reads an informer, and etcd is read only when that cache has no active
+namespace of that name. Lists cost the server about 30 µs per
 object (decode from etcd, re-encode for the client). A watch event costs far more when events
 arrive live than in a replay, because live events come one per gRPC message and each goes to
 the client in its own TLS write; the server still kept up with etcd at the rates measured here.
