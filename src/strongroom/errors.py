@@ -57,3 +57,25 @@ class UnavailableError(StrongroomError):
 
 class SandboxError(StrongroomError):
     """The sandbox cluster could not be started, stopped or inspected."""
+
+
+class StorageError(StrongroomError):
+    """An object store could not be reached, read or written.
+
+    Adapters raise this (or a subclass) from the provider's exception, so no
+    provider type leaks out and messages never carry credentials.
+    """
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class ObjectNotFound(StorageError, NotFoundError):
+    """The object store has no object under the requested key."""
+
+    exit_code = EXIT_NOT_FOUND
+
+
+class StorageConfigError(StorageError, UsageError):
+    """A storage location, its credentials file or a key is malformed; retrying cannot help."""
+
+    exit_code = EXIT_USAGE
