@@ -20,7 +20,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from strongroom.model.selectors import SelectorError, label_selector_from_object
 from strongroom.sandbox import apierrors
+from strongroom.sandbox.crds import names_conflict, served_types
 from strongroom.sandbox.engine import (
     FINALIZER_CRD,
     FINALIZER_FOREGROUND,
@@ -28,6 +30,7 @@ from strongroom.sandbox.engine import (
     FINALIZER_ORPHAN,
     DeleteOptions,
     Engine,
+    ListOptions,
     Target,
     WriteOptions,
     now_rfc3339,
@@ -661,13 +664,9 @@ class Controllers:
                 self._register_crd(stored.obj)
 
     def _register_crd(self, crd: JsonObject) -> None:
-        from strongroom.sandbox.crds import served_types
-
         self.engine.registry.set_custom(crd["metadata"]["name"], served_types(crd))
 
     async def _sync_crd(self, key: str) -> None:
-        from strongroom.sandbox.crds import names_conflict, served_types
-
         crd_type = self._rt("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         stored = await self.engine.store.get(key)
         name = key.rsplit("/", 1)[-1]
@@ -797,7 +796,7 @@ class Controllers:
             return
         pv_type = self._rt("", "v1", "persistentvolumes")
         spec = claim.get("spec") or {}
-        volumes = (await self.engine.list(Target(pv_type), _everything()))["items"]
+        volumes = (await self.engine.list(Target(pv_type), ListOptions()))["items"]
         chosen = _match_volume(claim, volumes)
         if chosen is None and not spec.get("volumeName"):
             chosen = await self._provision(claim)
@@ -808,14 +807,14 @@ class Controllers:
     async def _claim_gone(self, namespace: str, name: str) -> None:
         """A deleted claim releases (and maybe reclaims) the volume bound to it."""
         pv_type = self._rt("", "v1", "persistentvolumes")
-        for volume in (await self.engine.list(Target(pv_type), _everything()))["items"]:
+        for volume in (await self.engine.list(Target(pv_type), ListOptions()))["items"]:
             ref = (volume.get("spec") or {}).get("claimRef") or {}
             if ref.get("namespace") == namespace and ref.get("name") == name:
                 self._enqueue("pv", pv_type.key(None, volume["metadata"]["name"]))
 
     async def _claim_in_use(self, namespace: str, name: str) -> bool:
         pod_type = self._rt("", "v1", "pods")
-        pods = (await self.engine.list(Target(pod_type, namespace), _everything()))["items"]
+        pods = (await self.engine.list(Target(pod_type, namespace), ListOptions()))["items"]
         for pod in pods:
             if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 continue
@@ -826,7 +825,7 @@ class Controllers:
 
     async def _release_protected_claims(self, namespace: str | None) -> None:
         pvc_type = self._rt("", "v1", "persistentvolumeclaims")
-        claims = (await self.engine.list(Target(pvc_type, namespace), _everything()))["items"]
+        claims = (await self.engine.list(Target(pvc_type, namespace), ListOptions()))["items"]
         for claim in claims:
             if claim["metadata"].get("deletionTimestamp"):
                 self._enqueue("pv", pvc_type.key(namespace, claim["metadata"]["name"]))
@@ -970,12 +969,6 @@ class Controllers:
             await self._set_volume_phase(rt, volume, "Released")
 
 
-def _everything() -> Any:
-    from strongroom.sandbox.engine import ListOptions
-
-    return ListOptions()
-
-
 def _micro(rfc3339: str) -> str:
     return rfc3339.replace("Z", ".000000Z")
 
@@ -1028,8 +1021,6 @@ def parse_quantity(text: str) -> float:
 
 def _match_volume(claim: JsonObject, volumes: list[JsonObject]) -> JsonObject | None:
     """The smallest Available volume that satisfies the claim, or its pre-bound one."""
-    from strongroom.model.selectors import SelectorError, label_selector_from_object
-
     spec = claim.get("spec") or {}
     meta = claim["metadata"]
     wanted_class = spec.get("storageClassName") or ""

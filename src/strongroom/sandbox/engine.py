@@ -242,12 +242,11 @@ class Engine:
         revision = 0
         if opts.resource_version and opts.resource_version != "0" and not opts.continue_token:
             revision = _parse_rv(opts.resource_version)
-            if opts.resource_version_match not in ("Exact",):
+            if opts.resource_version_match != "Exact":
                 # NotOlderThan (or unset): the latest state is never older than asked.
-                if revision > await self.store.current_revision():
-                    raise apierrors.timeout(
-                        f"Too large resource version: {revision}, current: {await self.store.current_revision()}"
-                    )
+                current = await self.store.current_revision()
+                if revision > current:
+                    raise apierrors.timeout(f"Too large resource version: {revision}, current: {current}")
                 revision = 0
         if opts.continue_token and opts.resource_version:
             raise apierrors.bad_request("specifying resource version is not allowed when using continue")
