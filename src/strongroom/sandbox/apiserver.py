@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import hmac
 import json
 import logging
@@ -139,15 +138,15 @@ class ApiServer:
             if len(parts) == 2:
                 doc = discovery.group(registry, parts[1])
                 if doc is None:
-                    raise _path_not_found(request.path)
+                    raise _not_served()
                 return _json(doc)
             group, version, rest = parts[1], parts[2], parts[3:]
         else:
-            raise _path_not_found(request.path)
+            raise _not_served()
         if not rest:
             doc = discovery.resource_list(registry, group, version)
             if doc is None:
-                raise _path_not_found(request.path)
+                raise _not_served()
             return _json(doc)
         return await self._resource(request, group, version, rest)
 
@@ -171,7 +170,7 @@ class ApiServer:
                     self._openapi_cache[cache_key] = None
             doc = self._openapi_cache[cache_key]
         if doc is None:
-            raise _path_not_found(request.path)
+            raise _not_served()
         return _json(doc)
 
     def _target(self, group: str, version: str, rest: list[str]) -> tuple[Target, bool]:
@@ -181,7 +180,7 @@ class ApiServer:
         if rest[0] == "watch":
             legacy_watch, rest = True, rest[1:]
             if not rest:
-                raise apierrors.ApiError(404, "NotFound", "the server could not find the requested resource")
+                raise _not_served()
         namespace: str | None = None
         if (
             rest[0] == "namespaces"
@@ -192,15 +191,15 @@ class ApiServer:
         resource = rest[0]
         rt = registry.lookup(group, version, resource)
         if rt is None or len(rest) > 3:
-            raise apierrors.ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise _not_served()
         name = rest[1] if len(rest) >= 2 else None
         subresource = rest[2] if len(rest) == 3 else None
         if namespace is not None and not rt.namespaced:
-            raise apierrors.ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise _not_served()
         if subresource and subresource not in rt.subresources:
-            raise apierrors.ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise _not_served()
         if rt.namespaced and name is not None and namespace is None:
-            raise apierrors.ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise _not_served()
         return Target(rt, namespace, name, subresource), legacy_watch
 
     async def _resource(
@@ -371,7 +370,7 @@ def _status_response(exc: apierrors.ApiError) -> web.Response:
     return _json(exc.status(), status=exc.code)
 
 
-def _path_not_found(path: str) -> apierrors.ApiError:
+def _not_served() -> apierrors.ApiError:
     return apierrors.ApiError(404, "NotFound", "the server could not find the requested resource")
 
 
@@ -494,7 +493,3 @@ def _partial(obj: JsonObject) -> JsonObject:
         "apiVersion": "meta.k8s.io/v1",
         "metadata": obj.get("metadata", {}),
     }
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

@@ -89,7 +89,7 @@ class Controllers:
                 storage = registry.storage_type(rt)
                 current = mapping.get(storage.storage_path)
                 if current is None or rt.version == rt.storage_version:
-                    mapping[storage.storage_path] = storage if storage is not rt else rt
+                    mapping[storage.storage_path] = storage
             self._by_storage = mapping
             self._registry_generation = registry.generation
         best: tuple[ResourceType, str | None, str] | None = None

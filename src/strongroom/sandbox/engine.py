@@ -221,6 +221,8 @@ class Engine:
             meta = obj.get("metadata") or {}
             if not labels.matches(meta.get("labels") or {}):
                 return False
+            if not fields.requirements:
+                return True  # no need to build the field set of every listed object
             return fields.matches(object_fields(self.to_external(t.rt, obj), extra))
 
         return accept

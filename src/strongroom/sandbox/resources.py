@@ -8,8 +8,9 @@ discovery documents and the storage layer cannot disagree.
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 REGISTRY_ROOT = "/registry"
@@ -291,9 +292,6 @@ class ResourceRegistry:
             custom = [rt for versions in self._custom.values() for rt in versions]
         return [*self._builtins, *custom]
 
-    def __iter__(self) -> Iterator[ResourceType]:
-        return iter(self.all())
-
     def set_custom(self, crd_name: str, versions: Iterable[ResourceType]) -> None:
         with self._lock:
             self._custom[crd_name] = tuple(versions)
@@ -342,8 +340,6 @@ class ResourceRegistry:
 
 def _version_priority(version: str) -> tuple[int, int, int]:
     """Kubernetes version ordering: GA > beta > alpha, higher numbers first."""
-    import re
-
     match = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", version)
     if not match:
         return (3, 0, 0)

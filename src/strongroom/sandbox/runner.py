@@ -31,7 +31,7 @@ from strongroom.sandbox.apiserver import ApiServer
 from strongroom.sandbox.controllers import Controllers
 from strongroom.sandbox.engine import Engine
 from strongroom.sandbox.etcdproc import free_port, pid_alive, start_etcd, stop_pid
-from strongroom.sandbox.pki import Pki, ensure_pki, server_ssl_context, write_kubeconfig
+from strongroom.sandbox.pki import ensure_pki, server_ssl_context, write_kubeconfig
 from strongroom.sandbox.resources import ResourceRegistry
 from strongroom.sandbox.store import Store
 
@@ -293,7 +293,3 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
-
-
-def pki_for(directory: Path) -> Pki:
-    return ensure_pki(directory.resolve())

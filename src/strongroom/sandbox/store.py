@@ -263,13 +263,6 @@ class Store:
         finally:
             await stream.aclose()
 
-    async def compact(self, revision: int) -> None:
-        await self._kv.compact(revision, physical=True)
-
-    async def put_raw(self, key: str, value: bytes) -> int:
-        resp = await self._kv.put(key, value)
-        return int(resp.header.revision)
-
 
 def _with_rv(obj: JsonObject, revision: int) -> JsonObject:
     meta = dict(obj.get("metadata") or {})
