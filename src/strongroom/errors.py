@@ -13,6 +13,8 @@ EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
 EXIT_CONFLICT = 4
 EXIT_UNAVAILABLE = 5
+# The run finished but some items failed (a backup or restore PartiallyFailed).
+EXIT_PARTIAL = 6
 
 
 class StrongroomError(Exception):

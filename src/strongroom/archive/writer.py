@@ -134,6 +134,11 @@ class BackupWriter:
         """Tar members written, ``metadata/version`` included."""
         return self._entry_count
 
+    @property
+    def aborted(self) -> bool:
+        """The output was abandoned (a write failed, or ``abort`` was called): nothing more can be added."""
+        return self._aborted
+
     def resource_list(self) -> ResourceList:
         """Velero's resource list: ``<apiVersion>/<Kind>`` to sorted ``<ns>/<name>`` (or ``<name>``)."""
         return {key: sorted(names) for key, names in sorted(self._entries.items())}

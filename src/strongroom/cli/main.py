@@ -9,11 +9,15 @@ from __future__ import annotations
 import logging
 import sys
 
+import click
 import typer
 
 from strongroom import __version__
+from strongroom.cli.backup import backup_app
+from strongroom.cli.locations import location_app
+from strongroom.cli.restore import restore_app
 from strongroom.cli.sandbox import sandbox_app
-from strongroom.errors import EXIT_FAILURE, StrongroomError
+from strongroom.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, StrongroomError
 
 app = typer.Typer(
     name="strongroom",
@@ -23,6 +27,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(backup_app, name="backup")
+app.add_typer(restore_app, name="restore")
+app.add_typer(location_app, name="backup-location")
 
 
 @app.command()
@@ -31,19 +38,34 @@ def version() -> None:
     typer.echo(f"strongroom {__version__}")
 
 
-def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+def run_cli(args: list[str] | None = None) -> int:
+    """Run one command and return its exit code; library errors become a message and their code."""
     try:
-        app()
+        code = app(args=args, standalone_mode=False)
     except StrongroomError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         if exc.hint:
             typer.echo(f"hint: {exc.hint}", err=True)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        typer.echo("Aborted.", err=True)
+        return EXIT_FAILURE
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        sys.exit(EXIT_FAILURE)
+        return EXIT_FAILURE
+    # Without standalone mode, click returns the code of a typer.Exit instead of raising it.
+    return code if isinstance(code, int) else EXIT_OK
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    sys.exit(run_cli())
 
 
 if __name__ == "__main__":

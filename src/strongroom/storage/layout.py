@@ -149,6 +149,11 @@ class Layout:
     def restore_item_operations(self, restore: str) -> str:
         return self._restore_file(restore, "itemoperations.json.gz")
 
+    def restore_record(self, restore: str) -> str:
+        """strongroom's own file: the Restore object of a local-mode restore (Velero keeps it only
+        in the cluster and ignores unknown files under ``restores/<R>/``)."""
+        return f"{self.restore_dir(restore)}strongroom-restore.json"
+
     def restore_volume_info(self, restore: str) -> str:
         # Velero names this one without the "restore-" prefix of its siblings.
         return f"{self.restore_dir(restore)}{restore}-volumeinfo.json.gz"

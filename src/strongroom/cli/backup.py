@@ -1,0 +1,452 @@
+"""`strongroom backup create|get|describe|logs|download|delete|inspect|verify` in local mode.
+
+The location's storage is the source of truth: ``get`` lists what is stored
+there (a backup written by Velero or another cluster appears too), and
+``create`` runs the backup here, against the current kubeconfig, and stores
+it there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from strongroom.archive import (
+    ArchiveError,
+    BackupReader,
+    decode_resource_list,
+    decode_results,
+    iter_log_lines,
+)
+from strongroom.backup.request import BackupFlags, build_backup, plan_backup
+from strongroom.backup.runner import BackupRunner
+from strongroom.cli.common import (
+    DEFAULT_NAMESPACE,
+    ContextOption,
+    KubeconfigOption,
+    LocationOption,
+    NamespaceOption,
+    Output,
+    OutputOption,
+    ProgressReporter,
+    confirm,
+    emit,
+    kube_client,
+    open_catalog,
+    parse_bool_flag,
+    print_table,
+    registry,
+    require_writable,
+    run,
+    split_list,
+)
+from strongroom.cli.render import describe_backup, print_backups
+from strongroom.errors import (
+    EXIT_FAILURE,
+    EXIT_PARTIAL,
+    ConflictError,
+    NotFoundError,
+    ObjectNotFound,
+    UsageError,
+)
+from strongroom.locations import Location
+from strongroom.storage.catalog import BackupCatalog
+
+backup_app = typer.Typer(help="Back up Kubernetes resources.", no_args_is_help=True)
+
+ListOption = Annotated[list[str] | None, typer.Option(help="Comma-separated list (repeatable).")]
+
+
+async def _find(name: str, location_name: str | None) -> tuple[Location, BackupCatalog, dict[str, Any]]:
+    """The backup ``name`` in the named location, or in the first location that holds it."""
+    candidates = [registry().get(location_name)] if location_name else registry().locations()
+    for location in candidates:
+        catalog = await open_catalog(location, check=False)
+        if await catalog.backup_exists(name):
+            return location, catalog, await catalog.read_backup_metadata(name)
+    where = f"location {location_name!r}" if location_name else "any backup storage location"
+    raise NotFoundError(
+        f"backup {name!r} not found in {where}", hint="list the backups with `strongroom backup get`"
+    )
+
+
+@backup_app.command()
+def create(
+    name: Annotated[str, typer.Argument(help="Name of the backup.")],
+    include_namespaces: Annotated[
+        list[str] | None,
+        typer.Option("--include-namespaces", help="Namespaces to include (globs; default *)."),
+    ] = None,
+    exclude_namespaces: Annotated[
+        list[str] | None, typer.Option("--exclude-namespaces", help="Namespaces to exclude (globs).")
+    ] = None,
+    include_resources: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--include-resources",
+            help="Resources to include (plural, singular, short or group-qualified names; default *).",
+        ),
+    ] = None,
+    exclude_resources: Annotated[
+        list[str] | None, typer.Option("--exclude-resources", help="Resources to exclude.")
+    ] = None,
+    include_cluster_resources: Annotated[
+        str | None,
+        typer.Option(
+            "--include-cluster-resources",
+            help="true or false; unset: cluster-scoped resources only when backing up every namespace, plus what the included items need.",
+        ),
+    ] = None,
+    selector: Annotated[
+        str | None, typer.Option("--selector", "-l", help="Back up only items matching this label selector.")
+    ] = None,
+    or_selector: Annotated[
+        str | None,
+        typer.Option(
+            "--or-selector", help="Label selectors joined by ' or ' (an item matching any is backed up)."
+        ),
+    ] = None,
+    ttl: Annotated[
+        str, typer.Option("--ttl", help="How long to keep the backup (Go duration).")
+    ] = "720h0m0s",
+    storage_location: LocationOption = None,
+    ordered_resources: Annotated[
+        str | None,
+        typer.Option(
+            "--ordered-resources",
+            help="Order of items per kind: 'pods=ns1/pod1,ns1/pod2;persistentvolumes=pv4'.",
+        ),
+    ] = None,
+    labels: Annotated[
+        list[str] | None, typer.Option("--labels", help="Labels for the backup (key=value,...).")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for the backup to finish (local mode always does).")
+    ] = False,
+    namespace: NamespaceOption = DEFAULT_NAMESPACE,
+    kubeconfig: KubeconfigOption = None,
+    kubecontext: ContextOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Back up the cluster's resources to a backup storage location."""
+    del wait  # a local-mode backup runs in this process and always finishes before the command returns
+    flags = BackupFlags(
+        name=name,
+        namespace=namespace,
+        include_namespaces=split_list(include_namespaces),
+        exclude_namespaces=split_list(exclude_namespaces),
+        include_resources=split_list(include_resources),
+        exclude_resources=split_list(exclude_resources),
+        include_cluster_resources=parse_bool_flag(include_cluster_resources, "--include-cluster-resources"),
+        selector=selector,
+        or_selector=or_selector,
+        ttl=ttl,
+        ordered_resources=ordered_resources,
+        labels=split_list(labels),
+    )
+    location = registry().resolve(storage_location)
+    require_writable(location)
+    backup, ttl_delta = build_backup(flags, location.name)
+
+    async def go() -> Any:
+        catalog = await open_catalog(location)
+        if await catalog.backup_exists(name):
+            raise ConflictError(
+                f"backup {name!r} already exists in location {location.name!r}",
+                hint="choose another name, or delete the stored backup first",
+            )
+        async with kube_client(kubeconfig, kubecontext) as kube:
+            plan = await plan_backup(kube, backup)
+            for warning in plan.warnings:
+                typer.echo(f"warning: {warning}", err=True)
+            with ProgressReporter(f"Backing up {name}") as progress:
+                runner = BackupRunner(kube, catalog, progress=progress.update)
+                return await runner.run(
+                    backup, plan.scope, plan.resources, ttl=ttl_delta, cluster_version=plan.cluster_version
+                )
+
+    outcome = run(go())
+    stored = outcome.backup
+    status = stored.get("status", {})
+
+    def summary() -> None:
+        progress = status.get("progress") or {}
+        typer.echo(f'Backup "{name}" {status.get("phase")}: {progress.get("itemsBackedUp", 0)} items')
+        if status.get("errors") or status.get("warnings"):
+            typer.echo(f"Errors: {status.get('errors', 0)}  Warnings: {status.get('warnings', 0)}")
+            typer.echo(
+                f"Run `strongroom backup describe {name} --details` and `strongroom backup logs {name}` for details."
+            )
+        if status.get("failureReason"):
+            typer.echo(f"Failure reason: {status['failureReason']}")
+        if outcome.stored:
+            typer.echo(f"Stored in location {location.name!r}.")
+
+    emit(stored, output, summary)
+    if status.get("phase") == "PartiallyFailed":
+        raise typer.Exit(EXIT_PARTIAL)
+    if status.get("phase") != "Completed":
+        raise typer.Exit(EXIT_FAILURE)
+
+
+@backup_app.command()
+def get(
+    name: Annotated[str | None, typer.Argument(help="Show only this backup.")] = None,
+    storage_location: LocationOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """List the backups stored in the backup storage locations."""
+
+    async def go() -> list[dict[str, Any]]:
+        if name is not None:
+            return [(await _find(name, storage_location))[2]]
+        locations = [registry().get(storage_location)] if storage_location else registry().locations()
+        found: list[dict[str, Any]] = []
+        for location in locations:
+            catalog = await open_catalog(location, check=False)
+            for backup_name in await catalog.backup_names():
+                try:
+                    found.append(await catalog.read_backup_metadata(backup_name))
+                except NotFoundError:
+                    continue  # deleted while listing
+        return found
+
+    backups = run(go())
+    document: Any = (
+        backups[0] if name else {"apiVersion": "velero.io/v1", "kind": "BackupList", "items": backups}
+    )
+    emit(document, output, lambda: print_backups(backups, datetime.now(UTC)))
+
+
+@backup_app.command()
+def describe(
+    name: Annotated[str, typer.Argument(help="Name of the backup.")],
+    details: Annotated[
+        bool, typer.Option("--details", help="Show the resource list and every error and warning.")
+    ] = False,
+    storage_location: LocationOption = None,
+) -> None:
+    """Describe a backup."""
+
+    async def go() -> tuple[Location, dict[str, Any], Any, Any]:
+        location, catalog, backup = await _find(name, storage_location)
+        results = resource_list = None
+        with contextlib.suppress(ObjectNotFound):
+            results = decode_results(await catalog.read_file(catalog.layout.backup_results(name)))
+        with contextlib.suppress(ObjectNotFound):
+            resource_list = decode_resource_list(
+                await catalog.read_file(catalog.layout.backup_resource_list(name))
+            )
+        return location, backup, results, resource_list
+
+    location, backup, results, resource_list = run(go())
+    describe_backup(
+        backup, results=results, resource_list=resource_list, details=details, location=location.name
+    )
+
+
+@backup_app.command()
+def logs(
+    name: Annotated[str, typer.Argument(help="Name of the backup.")],
+    storage_location: LocationOption = None,
+) -> None:
+    """Print a backup's log."""
+
+    async def go() -> bytes:
+        _, catalog, _ = await _find(name, storage_location)
+        try:
+            return await catalog.read_file(catalog.layout.backup_log(name))
+        except ObjectNotFound as exc:
+            raise NotFoundError(f"backup {name!r} has no log stored") from exc
+
+    data = run(go())
+    for line in iter_log_lines(data):
+        typer.echo(line)
+
+
+@backup_app.command()
+def download(
+    name: Annotated[str, typer.Argument(help="Name of the backup.")],
+    output_file: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: NAME-data.tar.gz).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    storage_location: LocationOption = None,
+) -> None:
+    """Download a backup's tarball."""
+    destination = output_file or Path(f"{name}-data.tar.gz")
+    if destination.exists() and not force:
+        raise UsageError(f"file {str(destination)!r} already exists", hint="pass --force to overwrite it")
+
+    async def go() -> int:
+        _, catalog, _ = await _find(name, storage_location)
+        partial = destination.with_name(destination.name + ".partial")
+        try:
+            digest = await catalog.download(catalog.layout.backup_contents(name), partial)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(destination)
+        return digest.size
+
+    size = run(go())
+    typer.echo(f"Backup {name} has been successfully downloaded to {destination.resolve()} ({size} bytes)")
+
+
+@backup_app.command()
+def delete(
+    names: Annotated[list[str], typer.Argument(help="Names of the backups.")],
+    confirm_flag: Annotated[bool, typer.Option("--confirm", help="Do not ask for confirmation.")] = False,
+    storage_location: LocationOption = None,
+) -> None:
+    """Delete backups and all their files from storage."""
+    if not confirm_flag:
+        confirm(f"Delete backup(s) {', '.join(names)} and all their files from storage?")
+
+    async def go() -> list[tuple[str, int]]:
+        deleted = []
+        for name in names:
+            location, catalog, _ = await _find(name, storage_location)
+            require_writable(location)
+            deleted.append((name, await catalog.delete_backup(name)))
+        return deleted
+
+    for name, count in run(go()):
+        typer.echo(f'Backup "{name}" deleted ({count} files).')
+
+
+@backup_app.command()
+def verify(
+    name: Annotated[str, typer.Argument(help="Name of the backup.")],
+    storage_location: LocationOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Re-read every file of a backup and check it against its recorded checksums and the format."""
+
+    async def go() -> dict[str, Any]:
+        _, catalog, _ = await _find(name, storage_location)
+        report = await catalog.verify_backup(name)
+        document = report.to_json()
+        tarball_name = catalog.layout.backup_contents(name)[len(catalog.layout.backup_dir(name)) :]
+        if tarball_name in report.checked or not report.has_checksums:
+            with tempfile.TemporaryDirectory(prefix="strongroom-verify-") as scratch:
+                path = Path(scratch) / "backup.tar.gz"
+                try:
+                    await catalog.download(catalog.layout.backup_contents(name), path)
+                    with path.open("rb") as handle:
+                        summary = BackupReader(handle).verify()
+                    document["tarball"] = {
+                        "ok": True,
+                        "items": summary.item_entries,
+                        "formatVersion": str(summary.format_version),
+                    }
+                except ObjectNotFound:
+                    document["tarball"] = {"ok": False, "error": "the tarball is missing"}
+                except ArchiveError as exc:
+                    document["tarball"] = {"ok": False, "error": exc.message}
+        document["ok"] = bool(document["ok"] or not report.has_checksums) and document.get("tarball", {}).get(
+            "ok", report.ok
+        )
+        return document
+
+    document = run(go())
+
+    def table() -> None:
+        for file_name, digest in document["checked"].items():
+            typer.echo(f"ok       {file_name}  sha256:{digest['sha256']}")
+        for file_name in document["missing"]:
+            typer.echo(f"MISSING  {file_name}")
+        for file_name, detail in document["altered"].items():
+            typer.echo(f"ALTERED  {file_name}  {detail}")
+        if not document["hasChecksums"]:
+            typer.echo(
+                "no strongroom-checksums.json (a backup written by another tool): checked the tarball's format only"
+            )
+        tarball = document.get("tarball")
+        if tarball:
+            typer.echo(
+                f"tarball: {'ok, ' + str(tarball['items']) + ' item entries' if tarball['ok'] else 'DAMAGED: ' + tarball['error']}"
+            )
+        typer.echo(f"Backup {name}: {'verified' if document['ok'] else 'FAILED verification'}")
+
+    emit(document, output, table)
+    if not document["ok"]:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+@backup_app.command()
+def inspect(
+    name: Annotated[str, typer.Argument(help="Name of the backup.")],
+    resource: Annotated[
+        list[str] | None,
+        typer.Option("--resource", help="Only these group-resources (e.g. deployments.apps)."),
+    ] = None,
+    item_namespace: Annotated[
+        list[str] | None, typer.Option("--item-namespace", help="Only items of these namespaces.")
+    ] = None,
+    item_name: Annotated[str | None, typer.Option("--name", help="Only items with this name.")] = None,
+    print_items: Annotated[
+        bool, typer.Option("--print", help="Print the items themselves, not a list.")
+    ] = False,
+    storage_location: LocationOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """List (or print) the items inside a backup."""
+    resources = set(split_list(resource))
+    namespaces = set(split_list(item_namespace))
+
+    async def go() -> list[dict[str, Any]]:
+        _, catalog, _ = await _find(name, storage_location)
+        with tempfile.TemporaryDirectory(prefix="strongroom-inspect-") as scratch:
+            path = Path(scratch) / "backup.tar.gz"
+            await catalog.download(catalog.layout.backup_contents(name), path)
+            found = []
+            with path.open("rb") as handle:
+                reader = BackupReader(handle)
+                for item in reader.items(lambda item_path: item_path.version is None):
+                    if resources and str(item.group_resource) not in resources:
+                        continue
+                    if namespaces and (item.namespace or "") not in namespaces:
+                        continue
+                    if item_name and item.name != item_name:
+                        continue
+                    found.append(
+                        {
+                            "resource": str(item.group_resource),
+                            "namespace": item.namespace,
+                            "name": item.name,
+                            "apiVersion": item.object.get("apiVersion"),
+                            "object": item.object,
+                        }
+                    )
+            return found
+
+    items = run(go())
+    if print_items:
+        objects = [entry["object"] for entry in items]
+        if output is Output.yaml:
+            typer.echo(yaml.safe_dump_all(objects, sort_keys=False).rstrip())
+        else:
+            json.dump(objects if len(objects) != 1 else objects[0], sys.stdout, indent=2)
+            typer.echo()
+        return
+    listing = [{key: value for key, value in entry.items() if key != "object"} for entry in items]
+    emit(
+        {"backup": name, "items": listing},
+        output,
+        lambda: print_table(
+            ["RESOURCE", "NAMESPACE", "NAME", "API VERSION"],
+            [
+                (entry["resource"], entry["namespace"] or "", entry["name"], entry["apiVersion"])
+                for entry in listing
+            ],
+        ),
+    )

@@ -1,0 +1,191 @@
+"""What every command of the command line shares: options, output, the environment.
+
+The entry point is the only place that reads the environment
+(``STRONGROOM_CONFIG_DIR``, ``KUBECONFIG`` through the kube client's own
+defaults); the library receives paths and clients. Listings render as a
+table, JSON or YAML; JSON and YAML are stable for scripts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from strongroom.errors import UsageError
+from strongroom.kube import KubeClient
+from strongroom.locations import Location, LocationRegistry, open_location
+from strongroom.storage import validate_top_level
+from strongroom.storage.catalog import BackupCatalog
+
+T = TypeVar("T")
+
+CONFIG_DIR_ENV = "STRONGROOM_CONFIG_DIR"
+
+
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+    yaml = "yaml"
+
+
+OutputOption = Annotated[Output, typer.Option("--output", "-o", help="Output format: table, json or yaml.")]
+KubeconfigOption = Annotated[
+    str | None,
+    typer.Option(
+        "--kubeconfig", help="Path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)."
+    ),
+]
+ContextOption = Annotated[str | None, typer.Option("--kubecontext", help="The kubeconfig context to use.")]
+NamespaceOption = Annotated[
+    str,
+    typer.Option(
+        "--namespace",
+        "-n",
+        help="The namespace strongroom's own resources belong to (Velero's: velero, OADP's: openshift-adp).",
+    ),
+]
+LocationOption = Annotated[
+    str | None,
+    typer.Option("--storage-location", help="Backup storage location (default: the default location)."),
+]
+
+DEFAULT_NAMESPACE = "velero"
+
+
+def config_dir() -> Path:
+    """``$STRONGROOM_CONFIG_DIR``, else ``$XDG_CONFIG_HOME/strongroom``, else ``~/.config/strongroom``."""
+    explicit = os.environ.get(CONFIG_DIR_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "strongroom"
+
+
+def registry() -> LocationRegistry:
+    return LocationRegistry(config_dir())
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+@asynccontextmanager
+async def kube_client(kubeconfig: str | None, context: str | None) -> AsyncIterator[KubeClient]:
+    client = await KubeClient.from_kubeconfig(kubeconfig, context)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def open_catalog(location: Location, *, check: bool = True) -> BackupCatalog:
+    """The catalog of a location; ``check`` refuses a prefix holding foreign directories."""
+    store, layout = open_location(location)
+    if check:
+        await validate_top_level(store, layout)
+    return BackupCatalog(store, layout)
+
+
+def require_writable(location: Location) -> None:
+    if location.read_only:
+        raise UsageError(
+            f"backup storage location {location.name!r} is ReadOnly",
+            hint=f"make it writable with `strongroom backup-location set {location.name} --access-mode ReadWrite`",
+        )
+
+
+def confirm(question: str) -> None:
+    """Ask before a destructive step; without a terminal, demand ``--confirm``."""
+    if not sys.stdin.isatty():
+        raise UsageError(f"{question} Refusing without --confirm when not run in a terminal")
+    if not typer.confirm(question, default=False):
+        raise typer.Exit(1)
+
+
+def emit(document: Any, output: Output, table: Callable[[], None]) -> None:
+    """Print ``document`` as JSON or YAML, or call ``table`` to print it for people."""
+    if output is Output.json:
+        typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+    elif output is Output.yaml:
+        typer.echo(yaml.safe_dump(document, sort_keys=False, allow_unicode=True).rstrip())
+    else:
+        table()
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """kubectl-style columns: upper-case headers, left aligned, three spaces apart."""
+    cells = [[str(value) if value is not None else "" for value in row] for row in rows]
+    widths = [max([len(header), *(len(row[index]) for row in cells)]) for index, header in enumerate(headers)]
+    for row in [list(headers), *cells]:
+        typer.echo("   ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
+
+
+def parse_bool_flag(value: str | None, flag: str) -> bool | None:
+    """A tri-state boolean flag: unset, true or false (Go's ParseBool spellings, as velero takes them)."""
+    if value is None:
+        return None
+    if value in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if value in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise UsageError(f"invalid value {value!r} for {flag}", hint="use true or false")
+
+
+def split_list(values: Sequence[str] | None) -> list[str]:
+    """Comma-separated flag values, as velero takes them (``-x a,b -x c``)."""
+    result: list[str] = []
+    for value in values or ():
+        result.extend(part.strip() for part in value.split(",") if part.strip())
+    return result
+
+
+class ProgressReporter:
+    """A progress bar on a terminal; silence otherwise (scripts read the final output)."""
+
+    def __init__(self, what: str, *, enabled: bool | None = None) -> None:
+        self._enabled = sys.stderr.isatty() if enabled is None else enabled
+        self._what = what
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def __enter__(self) -> ProgressReporter:
+        if self._enabled:
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(self._what, total=None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def update(self, done: int, total: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=done, total=max(total, done) or None)

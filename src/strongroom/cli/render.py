@@ -1,0 +1,283 @@
+"""How backups and restores read on a terminal: velero's columns and describe layout.
+
+Administrators who know ``velero backup get`` and ``velero backup describe``
+find the same columns and headings here; scripts use ``-o json`` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+
+from strongroom.archive import Results
+from strongroom.cli.common import print_table
+from strongroom.model.selectors import label_selector_from_object
+
+__all__ = [
+    "backup_rows",
+    "describe_backup",
+    "describe_restore",
+    "print_backups",
+    "print_restores",
+    "selector_text",
+]
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def show_time(value: object) -> str:
+    when = _parse_time(value)
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S +0000 UTC") if when else "<n/a>"
+
+
+def expires_in(value: object, now: datetime) -> str:
+    """velero's EXPIRES column: whole days left, or hours when less than a day."""
+    when = _parse_time(value)
+    if when is None:
+        return "n/a"
+    left = when - now
+    if left.total_seconds() <= 0:
+        return "expired"
+    if left.days >= 1:
+        return f"{left.days}d"
+    return f"{int(left.total_seconds() // 3600)}h"
+
+
+def selector_text(spec: Mapping[str, Any]) -> str:
+    """The label selector(s) of a spec as kubectl prints them; ``<none>`` without one."""
+    if spec.get("labelSelector"):
+        try:
+            return str(label_selector_from_object(spec["labelSelector"])) or "<none>"
+        except ValueError:
+            return "<invalid>"
+    ors = spec.get("orLabelSelectors") or []
+    if ors:
+        parts = []
+        for selector in ors:
+            try:
+                parts.append(str(label_selector_from_object(selector)))
+            except ValueError:
+                parts.append("<invalid>")
+        return " or ".join(parts)
+    return "<none>"
+
+
+def backup_rows(backups: Sequence[Mapping[str, Any]], now: datetime) -> list[tuple[object, ...]]:
+    rows: list[tuple[object, ...]] = []
+    for backup in backups:
+        status = backup.get("status") or {}
+        spec = backup.get("spec") or {}
+        rows.append(
+            (
+                backup["metadata"]["name"],
+                status.get("phase") or "New",
+                status.get("errors", 0),
+                status.get("warnings", 0),
+                show_time(status.get("startTimestamp") or backup["metadata"].get("creationTimestamp")),
+                expires_in(status.get("expiration"), now),
+                spec.get("storageLocation", ""),
+                selector_text(spec),
+            )
+        )
+    return rows
+
+
+def print_backups(backups: Sequence[Mapping[str, Any]], now: datetime) -> None:
+    print_table(
+        ["NAME", "STATUS", "ERRORS", "WARNINGS", "CREATED", "EXPIRES", "STORAGE LOCATION", "SELECTOR"],
+        backup_rows(backups, now),
+    )
+
+
+def print_restores(restores: Sequence[Mapping[str, Any]]) -> None:
+    rows = []
+    for restore in restores:
+        status = restore.get("status") or {}
+        spec = restore.get("spec") or {}
+        rows.append(
+            (
+                restore["metadata"]["name"],
+                spec.get("backupName", ""),
+                status.get("phase") or "New",
+                show_time(status.get("startTimestamp")),
+                show_time(status.get("completionTimestamp")),
+                status.get("errors", 0),
+                status.get("warnings", 0),
+                show_time(restore["metadata"].get("creationTimestamp") or status.get("startTimestamp")),
+                selector_text(spec),
+            )
+        )
+    print_table(
+        ["NAME", "BACKUP", "STATUS", "STARTED", "COMPLETED", "ERRORS", "WARNINGS", "CREATED", "SELECTOR"],
+        rows,
+    )
+
+
+def _list(values: object, default: str) -> str:
+    if isinstance(values, list) and values:
+        return ", ".join(str(value) for value in values)
+    return default
+
+
+def _key_values(values: object) -> str:
+    if isinstance(values, Mapping) and values:
+        return ", ".join(f"{key}={value}" for key, value in sorted(values.items()))
+    return "<none>"
+
+
+def _results(results: Results | None, details: bool) -> None:
+    if results is None:
+        return
+    for title, result in (("Errors", results.errors), ("Warnings", results.warnings)):
+        if result.is_empty():
+            continue
+        typer.echo(f"\n{title}:")
+        if not details:
+            typer.echo(f"  {result.count()} (use --details to see them)")
+            continue
+        for message in result.velero:
+            typer.echo(f"  Velero:   {message}")
+        for message in result.cluster:
+            typer.echo(f"  Cluster:  {message}")
+        for namespace, messages in sorted(result.namespaces.items()):
+            typer.echo(f"  Namespaces:\n    {namespace}:")
+            for message in messages:
+                typer.echo(f"      {message}")
+
+
+def describe_backup(
+    backup: Mapping[str, Any],
+    *,
+    results: Results | None,
+    resource_list: Mapping[str, Sequence[str]] | None,
+    details: bool,
+    location: str,
+) -> None:
+    metadata = backup.get("metadata") or {}
+    spec = backup.get("spec") or {}
+    status = backup.get("status") or {}
+    progress = status.get("progress") or {}
+    lines = [
+        f"Name:         {metadata.get('name')}",
+        f"Namespace:    {metadata.get('namespace', '')}",
+        f"Labels:       {_key_values(metadata.get('labels'))}",
+        f"Annotations:  {_key_values(metadata.get('annotations'))}",
+        "",
+        f"Phase:  {status.get('phase', 'New')}",
+    ]
+    if status.get("failureReason"):
+        lines.append(f"Failure reason:  {status['failureReason']}")
+    if status.get("validationErrors"):
+        lines.append("Validation errors:")
+        lines.extend(f"  {message}" for message in status["validationErrors"])
+    lines += [
+        "",
+        f"Errors:    {status.get('errors', 0)}",
+        f"Warnings:  {status.get('warnings', 0)}",
+        "",
+        "Namespaces:",
+        f"  Included:  {_list(spec.get('includedNamespaces'), '*')}",
+        f"  Excluded:  {_list(spec.get('excludedNamespaces'), '<none>')}",
+        "",
+        "Resources:",
+        f"  Included:        {_list(spec.get('includedResources'), '*')}",
+        f"  Excluded:        {_list(spec.get('excludedResources'), '<none>')}",
+        f"  Cluster-scoped:  {_cluster_scoped(spec.get('includeClusterResources'))}",
+        "",
+        f"Label selector:  {selector_text(spec)}",
+        "",
+        f"Storage Location:  {spec.get('storageLocation', '')} ({location})",
+        "",
+        f"TTL:  {spec.get('ttl', '')}",
+        "",
+        f"Started:    {show_time(status.get('startTimestamp'))}",
+        f"Completed:  {show_time(status.get('completionTimestamp'))}",
+        "",
+        f"Expiration:  {show_time(status.get('expiration'))}",
+        "",
+        f"Total items to be backed up:  {progress.get('totalItems', 0)}",
+        f"Items backed up:              {progress.get('itemsBackedUp', 0)}",
+    ]
+    if spec.get("orderedResources"):
+        lines += ["", "Ordered resources:"]
+        lines.extend(f"  {kind}: {order}" for kind, order in sorted(spec["orderedResources"].items()))
+    for line in lines:
+        typer.echo(line)
+    if details and resource_list is not None:
+        typer.echo("\nResource List:")
+        for key, entries in sorted(resource_list.items()):
+            typer.echo(f"  {key}:")
+            for entry in entries:
+                typer.echo(f"    - {entry}")
+    elif resource_list is not None:
+        typer.echo("\nResource List:  <use --details to see>")
+    _results(results, details)
+
+
+def _cluster_scoped(value: object) -> str:
+    if value is True:
+        return "included"
+    if value is False:
+        return "excluded"
+    return "auto"
+
+
+def describe_restore(restore: Mapping[str, Any], *, results: Results | None, details: bool) -> None:
+    metadata = restore.get("metadata") or {}
+    spec = restore.get("spec") or {}
+    status = restore.get("status") or {}
+    progress = status.get("progress") or {}
+    mapping = spec.get("namespaceMapping") or {}
+    lines = [
+        f"Name:         {metadata.get('name')}",
+        f"Namespace:    {metadata.get('namespace', '')}",
+        f"Labels:       {_key_values(metadata.get('labels'))}",
+        "",
+        f"Phase:                       {status.get('phase', 'New')}",
+        f"Total items to be restored:  {progress.get('totalItems', 0)}",
+        f"Items restored:              {progress.get('itemsRestored', 0)}",
+        "",
+        f"Started:    {show_time(status.get('startTimestamp'))}",
+        f"Completed:  {show_time(status.get('completionTimestamp'))}",
+    ]
+    if status.get("failureReason"):
+        lines.append(f"Failure reason:  {status['failureReason']}")
+    lines += [
+        "",
+        f"Backup:  {spec.get('backupName', '')}",
+        "",
+        "Namespaces:",
+        f"  Included:  {_list(spec.get('includedNamespaces'), 'all namespaces found in the backup')}",
+        f"  Excluded:  {_list(spec.get('excludedNamespaces'), '<none>')}",
+        "",
+        "Resources:",
+        f"  Included:        {_list(spec.get('includedResources'), '*')}",
+        f"  Excluded:        {_list(spec.get('excludedResources'), 'nodes, events, events.events.k8s.io, backups.velero.io, restores.velero.io, resticrepositories.velero.io, csinodes.storage.k8s.io, volumeattachments.storage.k8s.io, backuprepositories.velero.io')}",
+        f"  Cluster-scoped:  {_cluster_scoped(spec.get('includeClusterResources'))}",
+        "",
+        "Namespace mappings:  "
+        + (", ".join(f"{src}={dst}" for src, dst in sorted(mapping.items())) or "<none>"),
+        "",
+        f"Label selector:  {selector_text(spec)}",
+        "",
+        f"Restore PVs:  {_auto(spec.get('restorePVs'))}",
+        f"Existing Resource Policy:   {spec.get('existingResourcePolicy') or '<none>'}",
+        f"Preserve Service NodePorts:  {_auto(spec.get('preserveNodePorts'))}",
+    ]
+    for line in lines:
+        typer.echo(line)
+    _results(results, details)
+
+
+def _auto(value: object) -> str:
+    return "auto" if value is None else str(value).lower()

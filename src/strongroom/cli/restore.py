@@ -1,0 +1,300 @@
+"""`strongroom restore create|get|describe|logs` in local mode.
+
+A restore reads a backup from a location and applies it to the cluster of
+the current kubeconfig; its log, results and record are stored beside the
+backups (under ``restores/<R>/``), so ``restore get`` and ``describe`` work
+from any workstation that sees the location.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from strongroom.archive import decode_resource_list, decode_results, iter_log_lines
+from strongroom.cli.common import (
+    DEFAULT_NAMESPACE,
+    ContextOption,
+    KubeconfigOption,
+    LocationOption,
+    NamespaceOption,
+    Output,
+    OutputOption,
+    ProgressReporter,
+    emit,
+    kube_client,
+    open_catalog,
+    parse_bool_flag,
+    print_table,
+    registry,
+    require_writable,
+    run,
+    split_list,
+)
+from strongroom.cli.render import describe_restore, print_restores
+from strongroom.errors import EXIT_FAILURE, EXIT_PARTIAL, ConflictError, NotFoundError, ObjectNotFound
+from strongroom.locations import Location
+from strongroom.restore.request import RestoreFlags, build_restore, restore_options
+from strongroom.restore.runner import RestoreRunner
+from strongroom.storage.catalog import BackupCatalog
+
+restore_app = typer.Typer(help="Restore backups into the cluster.", no_args_is_help=True)
+
+
+async def _find_backup(name: str, location_name: str | None) -> tuple[Location, BackupCatalog]:
+    candidates = [registry().get(location_name)] if location_name else registry().locations()
+    for location in candidates:
+        catalog = await open_catalog(location, check=False)
+        if await catalog.backup_exists(name):
+            return location, catalog
+    raise NotFoundError(f"backup {name!r} not found", hint="list the backups with `strongroom backup get`")
+
+
+async def _find_restore(name: str, location_name: str | None) -> tuple[BackupCatalog, dict[str, Any]]:
+    candidates = [registry().get(location_name)] if location_name else registry().locations()
+    for location in candidates:
+        catalog = await open_catalog(location, check=False)
+        if await catalog.restore_exists(name):
+            return catalog, await catalog.read_restore_record(name)
+    raise NotFoundError(f"restore {name!r} not found", hint="list the restores with `strongroom restore get`")
+
+
+async def _backup_namespaces(catalog: BackupCatalog, backup_name: str) -> list[str]:
+    """The namespaces a backup holds items of, from its resource list (for namespace patterns)."""
+    try:
+        resource_list = decode_resource_list(
+            await catalog.read_file(catalog.layout.backup_resource_list(backup_name))
+        )
+    except ObjectNotFound:
+        return []
+    return sorted(
+        {entry.partition("/")[0] for entries in resource_list.values() for entry in entries if "/" in entry}
+    )
+
+
+@restore_app.command()
+def create(
+    name: Annotated[
+        str | None, typer.Argument(help="Name of the restore (default: BACKUP-YYYYMMDDHHMMSS).")
+    ] = None,
+    from_backup: Annotated[str | None, typer.Option("--from-backup", help="Backup to restore from.")] = None,
+    namespace_mappings: Annotated[
+        list[str] | None,
+        typer.Option("--namespace-mappings", help="Restore namespaces under new names: src1:dst1,src2:dst2."),
+    ] = None,
+    include_namespaces: Annotated[
+        list[str] | None,
+        typer.Option("--include-namespaces", help="Namespaces to restore (default: all in the backup)."),
+    ] = None,
+    exclude_namespaces: Annotated[
+        list[str] | None, typer.Option("--exclude-namespaces", help="Namespaces not to restore.")
+    ] = None,
+    include_resources: Annotated[
+        list[str] | None, typer.Option("--include-resources", help="Resources to restore (default: *).")
+    ] = None,
+    exclude_resources: Annotated[
+        list[str] | None, typer.Option("--exclude-resources", help="Resources not to restore.")
+    ] = None,
+    include_cluster_resources: Annotated[
+        str | None,
+        typer.Option("--include-cluster-resources", help="true or false; unset: automatic, as Velero."),
+    ] = None,
+    selector: Annotated[
+        str | None, typer.Option("--selector", "-l", help="Restore only items matching this label selector.")
+    ] = None,
+    or_selector: Annotated[
+        str | None, typer.Option("--or-selector", help="Label selectors joined by ' or '.")
+    ] = None,
+    existing_resource_policy: Annotated[
+        str | None,
+        typer.Option(
+            "--existing-resource-policy",
+            help="none (default: keep and warn) or update (patch to the backed-up version).",
+        ),
+    ] = None,
+    restore_volumes: Annotated[
+        str | None,
+        typer.Option("--restore-volumes", help="true or false: restore persistent volumes (default: auto)."),
+    ] = None,
+    preserve_nodeports: Annotated[
+        str | None, typer.Option("--preserve-nodeports", help="true or false: keep Services' node ports.")
+    ] = None,
+    status_include_resources: Annotated[
+        list[str] | None,
+        typer.Option("--status-include-resources", help="Resources whose status is restored too."),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Show what would be created, skipped and updated; change nothing."),
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for the restore to finish (local mode always does).")
+    ] = False,
+    storage_location: LocationOption = None,
+    namespace: NamespaceOption = DEFAULT_NAMESPACE,
+    kubeconfig: KubeconfigOption = None,
+    kubecontext: ContextOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Restore a backup into the cluster."""
+    del wait  # a local-mode restore runs in this process and always finishes before the command returns
+    flags = RestoreFlags(
+        name=name,
+        namespace=namespace,
+        from_backup=from_backup,
+        namespace_mappings=split_list(namespace_mappings),
+        include_namespaces=split_list(include_namespaces),
+        exclude_namespaces=split_list(exclude_namespaces),
+        include_resources=split_list(include_resources),
+        exclude_resources=split_list(exclude_resources),
+        include_cluster_resources=parse_bool_flag(include_cluster_resources, "--include-cluster-resources"),
+        selector=selector,
+        or_selector=or_selector,
+        existing_resource_policy=existing_resource_policy,
+        restore_volumes=parse_bool_flag(restore_volumes, "--restore-volumes"),
+        preserve_nodeports=parse_bool_flag(preserve_nodeports, "--preserve-nodeports"),
+        status_include_resources=split_list(status_include_resources),
+    )
+    restore = build_restore(flags, datetime.now(UTC))
+    restore_name = restore["metadata"]["name"]
+    backup_name = restore["spec"]["backupName"]
+
+    async def go() -> Any:
+        location, catalog = await _find_backup(backup_name, storage_location)
+        if not dry_run:
+            require_writable(location)
+            if await catalog.restore_exists(restore_name):
+                raise ConflictError(f"restore {restore_name!r} already exists in location {location.name!r}")
+        async with kube_client(kubeconfig, kubecontext) as kube:
+            await RestoreRunner(kube, catalog).check_backup(backup_name)
+            options = await restore_options(kube, restore, await _backup_namespaces(catalog, backup_name))
+            with ProgressReporter(f"Restoring {backup_name}") as progress:
+                runner = RestoreRunner(kube, catalog, progress=progress.update)
+                return await runner.run(restore, options, dry_run=dry_run)
+
+    outcome = run(go())
+    stored = outcome.restore
+    status = stored.get("status", {})
+    if dry_run:
+        document = {
+            "restore": restore_name,
+            "backup": backup_name,
+            "dryRun": True,
+            "phase": status.get("phase"),
+            "items": [
+                {
+                    "action": entry.action,
+                    "resource": entry.group_resource,
+                    "namespace": entry.namespace,
+                    "name": entry.name,
+                    **({"diff": entry.diff} if entry.diff else {}),
+                    **({"reason": entry.reason} if entry.reason else {}),
+                }
+                for entry in outcome.dry_run
+            ],
+        }
+
+        def dry_table() -> None:
+            print_table(
+                ["ACTION", "RESOURCE", "NAMESPACE", "NAME"],
+                [
+                    (entry.action, entry.group_resource, entry.namespace or "", entry.name)
+                    for entry in outcome.dry_run
+                ],
+            )
+            for entry in outcome.dry_run:
+                if entry.diff:
+                    typer.echo(
+                        f"\n--- {entry.action}: {entry.group_resource} {entry.namespace or ''}/{entry.name}"
+                    )
+                    typer.echo(entry.diff.rstrip())
+            typer.echo(f"\nDry run of restore from backup {backup_name!r}: nothing was changed.")
+
+        emit(document, output, dry_table)
+        if status.get("phase") == "Failed":
+            raise typer.Exit(EXIT_FAILURE)
+        return
+
+    def summary() -> None:
+        progress = status.get("progress") or {}
+        typer.echo(
+            f'Restore "{restore_name}" from backup "{backup_name}" {status.get("phase")}: '
+            f"{progress.get('itemsRestored', 0)} of {progress.get('totalItems', 0)} items restored"
+        )
+        if status.get("errors") or status.get("warnings"):
+            typer.echo(f"Errors: {status.get('errors', 0)}  Warnings: {status.get('warnings', 0)}")
+            typer.echo(f"Run `strongroom restore describe {restore_name} --details` for details.")
+        if status.get("failureReason"):
+            typer.echo(f"Failure reason: {status['failureReason']}")
+
+    emit(stored, output, summary)
+    if status.get("phase") == "PartiallyFailed":
+        raise typer.Exit(EXIT_PARTIAL)
+    if status.get("phase") != "Completed":
+        raise typer.Exit(EXIT_FAILURE)
+
+
+@restore_app.command()
+def get(
+    name: Annotated[str | None, typer.Argument(help="Show only this restore.")] = None,
+    storage_location: LocationOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """List restores."""
+
+    async def go() -> list[dict[str, Any]]:
+        if name is not None:
+            return [(await _find_restore(name, storage_location))[1]]
+        locations = [registry().get(storage_location)] if storage_location else registry().locations()
+        found = []
+        for location in locations:
+            catalog = await open_catalog(location, check=False)
+            for restore_name in await catalog.restore_names():
+                found.append(await catalog.read_restore_record(restore_name))
+        return found
+
+    restores = run(go())
+    document: Any = (
+        restores[0] if name else {"apiVersion": "velero.io/v1", "kind": "RestoreList", "items": restores}
+    )
+    emit(document, output, lambda: print_restores(restores))
+
+
+@restore_app.command()
+def describe(
+    name: Annotated[str, typer.Argument(help="Name of the restore.")],
+    details: Annotated[bool, typer.Option("--details", help="Show every error and warning.")] = False,
+    storage_location: LocationOption = None,
+) -> None:
+    """Describe a restore."""
+
+    async def go() -> tuple[dict[str, Any], Any]:
+        catalog, restore = await _find_restore(name, storage_location)
+        try:
+            results = decode_results(await catalog.read_file(catalog.layout.restore_results(name)))
+        except ObjectNotFound:
+            results = None
+        return restore, results
+
+    restore, results = run(go())
+    describe_restore(restore, results=results, details=details)
+
+
+@restore_app.command()
+def logs(
+    name: Annotated[str, typer.Argument(help="Name of the restore.")],
+    storage_location: LocationOption = None,
+) -> None:
+    """Print a restore's log."""
+
+    async def go() -> bytes:
+        catalog, _ = await _find_restore(name, storage_location)
+        try:
+            return await catalog.read_file(catalog.layout.restore_log(name))
+        except ObjectNotFound as exc:
+            raise NotFoundError(f"restore {name!r} has no log stored") from exc
+
+    for line in iter_log_lines(run(go())):
+        typer.echo(line)
