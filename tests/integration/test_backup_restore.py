@@ -473,3 +473,50 @@ def test_storage_is_the_source_of_truth(cli: Cli, app: tuple[str, str]) -> None:
     assert document["status"]["phase"] == "Completed"
     checksums = json.loads((cli.storage / "backups" / "seen" / "strongroom-checksums.json").read_text())
     assert set(checksums["files"]) >= {"seen.tar.gz", "seen-logs.gz", "velero-backup.json"}
+
+
+def test_restoring_one_namespace_brings_the_definition_of_its_custom_resources(
+    cli: Cli, sandbox: Sandbox, app: tuple[str, str]
+) -> None:
+    namespace, group = app
+    cli.ok("backup", "create", "crd1", "--include-namespaces", namespace)
+    delete_namespace(sandbox, namespace)
+    sandbox.kubectl("delete", "crd", f"crontabs.{group}", "--wait=true")
+
+    without = cli("restore", "create", "no-crd", "--from-backup", "crd1", "--include-namespaces", namespace,
+                  "--include-cluster-resources=false", "-o", "json")  # fmt: skip
+    assert without.code == 6, without.stderr
+    assert without.json()["status"]["phase"] == "PartiallyFailed"
+    assert get(sandbox, "crd", f"crontabs.{group}") is None
+    assert get(sandbox, "configmap", "web-config", "-n", namespace) is not None
+    details = cli.ok("restore", "describe", "no-crd", "--details").stdout
+    assert f"crontabs.{group}" in details
+
+    restored = cli.ok(
+        "restore",
+        "create",
+        "with-crd",
+        "--from-backup",
+        "crd1",
+        "--include-namespaces",
+        namespace,
+        "-o",
+        "json",
+    )
+    assert restored.json()["status"]["phase"] == "Completed", restored.stdout
+    assert get(sandbox, "crd", f"crontabs.{group}") is not None
+    nightly = get(sandbox, f"crontabs.{group}", "nightly", "-n", namespace)
+    assert nightly is not None and nightly["spec"] == {"cronSpec": "0 2 * * *"}
+
+
+def test_restore_dry_run_of_a_deleted_namespace_changes_nothing(
+    cli: Cli, sandbox: Sandbox, app: tuple[str, str]
+) -> None:
+    namespace, _ = app
+    cli.ok("backup", "create", "dry1", "--include-namespaces", namespace)
+    delete_namespace(sandbox, namespace)
+    dry = cli.ok("restore", "create", "dry1-r", "--from-backup", "dry1", "--dry-run")
+    assert "ACTION" in dry.stdout and "nothing was changed" in dry.stdout
+    assert "create" in dry.stdout and "web-config" in dry.stdout
+    assert get(sandbox, "namespace", namespace) is None
+    assert cli("restore", "get", "dry1-r").code == 3

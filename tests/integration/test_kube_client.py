@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import functools
 import logging
 import socket
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec
 
@@ -17,6 +16,7 @@ import pytest
 import yaml
 from tests.conftest import Sandbox
 from tests.integration.sandboxapi import Kube, configmap, unique
+from tests.runasync import run_async
 
 from strongroom.errors import EXIT_UNAVAILABLE, ConflictError, NotFoundError
 from strongroom.kube import (
@@ -39,16 +39,6 @@ DEPLOYMENTS = ApiResource("apps", "v1", "deployments", "Deployment", True)
 CRDS = ApiResource(
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False
 )
-
-
-def run_async(test: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None]:
-    """Run an async test in a fresh event loop (the project has no asyncio pytest plugin)."""
-
-    @functools.wraps(test)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
-        asyncio.run(test(*args, **kwargs))
-
-    return wrapper
 
 
 def kubeconfig_doc(sandbox: Sandbox) -> dict[str, Any]:

@@ -35,7 +35,8 @@ from tests.integration.s3server import (
     cuttable,
     moto_server,
 )
-from tests.unit.storage.test_storage_conformance import StoreConformance, chunks_of, keys, run_async
+from tests.runasync import run_async
+from tests.unit.storage.test_storage_conformance import StoreConformance, chunks_of, keys
 
 from strongroom.errors import ObjectNotFound, StorageConfigError, StorageError
 from strongroom.sandbox.pki import ensure_pki

@@ -28,9 +28,10 @@ from strongroom.backup.collector import BackupScope, Collector
 from strongroom.errors import StorageError, StrongroomError
 from strongroom.kube import KubeClient
 from strongroom.model.resources import ApiResource
+from strongroom.model.velero import format_timestamp
 from strongroom.storage.catalog import BackupCatalog, FileDigest
 
-__all__ = ["BackupOutcome", "BackupRunner", "timestamp"]
+__all__ = ["BackupOutcome", "BackupRunner"]
 
 _log = logging.getLogger(__name__)
 
@@ -45,11 +46,6 @@ _EMPTY_SIDE_FILES: Final = (
     "backup_csi_volume_snapshot_classes",
     "backup_item_operations",
 )
-
-
-def timestamp(when: datetime) -> str:
-    """metav1.Time: RFC 3339 in UTC, to the second."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -103,8 +99,8 @@ class BackupRunner:
             "version": 1,
             "formatVersion": FORMAT_VERSION,
             "phase": "InProgress",
-            "startTimestamp": timestamp(started),
-            "expiration": timestamp(started + ttl),
+            "startTimestamp": format_timestamp(started),
+            "expiration": format_timestamp(started + ttl),
         }
         manifest["status"] = status
         _annotate(manifest, cluster_version)
@@ -144,7 +140,7 @@ class BackupRunner:
                     status["failureReason"] = exc.message
                     results.errors.add_velero(exc.message)
                     run_log.error(f"Backup failed: {exc.message}")
-                status["completionTimestamp"] = timestamp(self._clock())
+                status["completionTimestamp"] = format_timestamp(self._clock())
                 status["errors"] = results.errors.count()
                 status["warnings"] = results.warnings.count()
                 if status["warnings"] == 0:

@@ -29,6 +29,7 @@ from strongroom.archive.sidecars import LogWriter
 from strongroom.errors import StrongroomError, UsageError
 from strongroom.kube import Discovery, KubeAlreadyExists, KubeClient, KubeError
 from strongroom.model.resources import ApiResource
+from strongroom.model.velero import format_timestamp
 from strongroom.restore.actions import ItemRef
 from strongroom.restore.compare import Outcome, compare_existing, render_diff
 from strongroom.restore.plan import (
@@ -53,10 +54,6 @@ _CRD: Final = "customresourcedefinitions.apiextensions.k8s.io"
 _NAMESPACES: Final = "namespaces"
 # Items prepared before their creates run in parallel; bounds memory for large resources.
 _BATCH: Final = 1000
-
-
-def timestamp(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -129,7 +126,7 @@ class RestoreRunner:
         namespace = manifest["metadata"].get("namespace", "velero")
         backup_name = manifest["spec"]["backupName"]
         started = self._clock()
-        status: dict[str, Any] = {"phase": "InProgress", "startTimestamp": timestamp(started)}
+        status: dict[str, Any] = {"phase": "InProgress", "startTimestamp": format_timestamp(started)}
         manifest["status"] = status
         results = Results()
         counters = _Counters()
@@ -150,7 +147,7 @@ class RestoreRunner:
                     status["failureReason"] = exc.message
                     results.errors.add_velero(exc.message)
                     run_log.error(f"Restore failed: {exc.message}")
-                status["completionTimestamp"] = timestamp(self._clock())
+                status["completionTimestamp"] = format_timestamp(self._clock())
                 status["progress"] = {"totalItems": counters.total, "itemsRestored": counters.restored}
                 if results.errors.count():
                     status["errors"] = results.errors.count()
@@ -536,6 +533,8 @@ class _Apply:
         if decision.outcome is Outcome.SKIP_IDENTICAL:
             if decision.patch is not None:
                 await self.kube.patch(target, item.name, decision.patch, namespace, patch_type="merge")
+            # Velero counts an item found in place as restored (its progress is "items processed").
+            self.counters.restored += 1
             self.log.info("Skipping item: it already exists and is identical", **fields)
             return
         if decision.outcome is Outcome.UPDATE and decision.patch is not None:
@@ -554,6 +553,7 @@ class _Apply:
             self._record(item)
             self.log.info("Updated existing item", **fields)
             return
+        self.counters.restored += 1
         self.results.warnings.add(namespace, decision.message)
         self.log.warning(decision.message, **fields)
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, cast
@@ -20,6 +19,7 @@ from typing import Any, ParamSpec, cast
 import aiohttp
 import pytest
 from kubernetes_asyncio.client import ApiClient, Configuration
+from tests.runasync import run_async
 
 from strongroom.errors import (
     EXIT_CONFLICT,
@@ -50,16 +50,6 @@ TOKEN = "s3cr3t-token-value-0123456789"
 CONFIGMAPS = ApiResource("", "v1", "configmaps", "ConfigMap", True, verbs=frozenset({"list", "create"}))
 DEPLOYMENTS = ApiResource("apps", "v1", "deployments", "Deployment", True)
 CLUSTERROLES = ApiResource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False)
-
-
-def run_async(test: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None]:
-    """Run an async test in a fresh event loop (the project has no asyncio pytest plugin)."""
-
-    @functools.wraps(test)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
-        asyncio.run(test(*args, **kwargs))
-
-    return wrapper
 
 
 @dataclass

@@ -9,30 +9,20 @@ class against an S3 server.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, ParamSpec
+from typing import ParamSpec
 
 import pytest
+from tests.runasync import run_async
 
 from strongroom.errors import NotFoundError, ObjectNotFound, StorageConfigError, StorageError
 from strongroom.storage import Layout, LocalObjectStore, ObjectStore, open_store, validate_top_level
 
 P = ParamSpec("P")
 MiB = 1024 * 1024
-
-
-def run_async(test: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None]:
-    """Run an async test in a fresh event loop (the project has no asyncio pytest plugin)."""
-
-    @functools.wraps(test)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
-        asyncio.run(test(*args, **kwargs))
-
-    return wrapper
 
 
 async def chunks_of(data: bytes, size: int) -> AsyncIterator[bytes]:

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from tests.unit.storage.test_storage_conformance import SourceBroke, failing_source, keys, run_async
+from tests.runasync import run_async
+from tests.unit.storage.test_storage_conformance import SourceBroke, failing_source, keys
 
 from strongroom.errors import StorageConfigError
 from strongroom.storage import LocalObjectStore, open_store
