@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import Sandbox
-from tests.integration.backupkit import Cli, delete_namespace, deploy_sample, get, unique
+from tests.integration.backupkit import Cli, apply, delete_namespace, deploy_sample, get, unique
 from tests.integration.sandboxapi import eventually
 
 pytestmark = pytest.mark.integration
@@ -520,3 +520,114 @@ def test_restore_dry_run_of_a_deleted_namespace_changes_nothing(
     assert "create" in dry.stdout and "web-config" in dry.stdout
     assert get(sandbox, "namespace", namespace) is None
     assert cli("restore", "get", "dry1-r").code == 3
+
+
+def test_node_ports_are_kept_only_when_asked(cli: Cli, sandbox: Sandbox, app: tuple[str, str]) -> None:
+    namespace, _ = app
+    service = get(sandbox, "service", "web", "-n", namespace)
+    assert service is not None
+    node_port = service["spec"]["ports"][0]["nodePort"]
+    cli.ok("backup", "create", "np1", "--include-namespaces", namespace, "--include-resources", "services")
+    delete_namespace(sandbox, namespace)
+    cli.ok("restore", "create", "np-keep", "--from-backup", "np1", "--preserve-nodeports", "true")
+    kept = get(sandbox, "service", "web", "-n", namespace)
+    assert kept is not None and kept["spec"]["ports"][0]["nodePort"] == node_port
+    assert (
+        kept["spec"]["clusterIP"] != service["spec"]["clusterIP"]
+        or kept["metadata"]["uid"] != service["metadata"]["uid"]
+    )
+
+    target = f"{namespace}-copy"
+    cli.ok(
+        "restore", "create", "np-new", "--from-backup", "np1", "--namespace-mappings", f"{namespace}:{target}"
+    )
+    moved = get(sandbox, "service", "web", "-n", target)
+    assert moved is not None and moved["spec"]["type"] == "NodePort"
+    assert moved["spec"]["ports"][0]["nodePort"] != node_port
+
+
+def test_status_is_restored_only_for_the_resources_named(
+    cli: Cli, sandbox: Sandbox, app: tuple[str, str]
+) -> None:
+    namespace, group = app
+    sandbox.kubectl("delete", "crd", f"crontabs.{group}")
+    definition = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {
+                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                    },
+                }
+            ],
+        },
+    }
+    apply(sandbox, [definition])
+    eventually(
+        lambda: sandbox.kubectl("get", f"widgets.{group}", "-n", namespace, check=False).returncode == 0
+    )
+    for name in ("w1", "w2"):
+        apply(
+            sandbox,
+            [
+                {
+                    "apiVersion": f"{group}/v1",
+                    "kind": "Widget",
+                    "metadata": {"name": name, "namespace": namespace},
+                    "spec": {"size": 3},
+                }
+            ],
+        )
+        sandbox.kubectl(
+            "patch",
+            f"widgets.{group}",
+            name,
+            "-n",
+            namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            '{"status":{"ready":true}}',
+        )
+    try:
+        cli.ok(
+            "backup",
+            "create",
+            "st1",
+            "--include-namespaces",
+            namespace,
+            "--include-resources",
+            f"widgets.{group}",
+        )
+        sandbox.kubectl("delete", f"widgets.{group}", "--all", "-n", namespace)
+        restored = cli.ok(
+            "restore",
+            "create",
+            "st1-r",
+            "--from-backup",
+            "st1",
+            "--status-include-resources",
+            f"widgets.{group}",
+            "-o",
+            "json",
+        )
+        assert restored.json()["status"]["phase"] == "Completed", restored.stdout
+        widget = get(sandbox, f"widgets.{group}", "w1", "-n", namespace)
+        assert widget is not None and widget["status"] == {"ready": True} and widget["spec"] == {"size": 3}
+
+        sandbox.kubectl("delete", f"widgets.{group}", "--all", "-n", namespace)
+        cli.ok("restore", "create", "st1-plain", "--from-backup", "st1")
+        plain = get(sandbox, f"widgets.{group}", "w2", "-n", namespace)
+        assert plain is not None and "status" not in plain
+    finally:
+        sandbox.kubectl("delete", "crd", f"widgets.{group}", "--ignore-not-found", "--wait=false")

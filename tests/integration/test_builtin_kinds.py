@@ -124,3 +124,47 @@ def test_csr_main_resource_update_does_not_approve(kube: Kube) -> None:
         assert not kube.request("GET", path).body.get("status", {}).get("conditions")
     finally:
         kube.request("DELETE", path)
+
+
+def _node_port_service(name: str, namespace: str, node_port: int | None = None) -> client.V1Service:
+    return client.V1Service(
+        metadata=client.V1ObjectMeta(name=name, namespace=namespace),
+        spec=client.V1ServiceSpec(
+            type="NodePort",
+            selector={"app": name},
+            ports=[
+                client.V1ServicePort(port=80, node_port=node_port),
+                client.V1ServicePort(name="tls", port=443),
+            ],
+        ),
+    )
+
+
+def test_node_port_services_get_unique_node_ports_that_updates_keep(kube: Kube, namespace: str) -> None:
+    first = kube.core.create_namespaced_service(namespace, _node_port_service("a", namespace)).to_dict()
+    ports = [port["node_port"] for port in first["spec"]["ports"]]
+    assert all(30000 <= port <= 32767 for port in ports) and len(set(ports)) == 2
+    assert first["spec"]["external_traffic_policy"] == "Cluster"
+
+    taken = kube.request("POST", f"/api/v1/namespaces/{namespace}/services", {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "b"},
+        "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": ports[0]}]},
+    })  # fmt: skip
+    assert taken.status == 422
+    assert "provided port is already allocated" in taken.body["message"]
+
+    # A replace that leaves the node ports out keeps them.
+    current = kube.core.read_namespaced_service("a", namespace)
+    for port in current.spec.ports:
+        port.node_port = None
+    current.metadata.labels = {"touched": "yes"}
+    replaced = kube.core.replace_namespaced_service("a", namespace, current).to_dict()
+    assert [port["node_port"] for port in replaced["spec"]["ports"]] == ports
+
+    forbidden = kube.request("POST", f"/api/v1/namespaces/{namespace}/services", {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "c"},
+        "spec": {"ports": [{"port": 80, "nodePort": 30999}]},
+    })  # fmt: skip
+    assert (
+        forbidden.status == 422 and "may not be used when `type` is 'ClusterIP'" in forbidden.body["message"]
+    )

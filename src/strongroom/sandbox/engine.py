@@ -48,6 +48,8 @@ PATCH_STRATEGIC = "application/strategic-merge-patch+json"
 PATCH_APPLY = "application/apply-patch+yaml"
 
 _SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
+# kube-apiserver's default --service-node-port-range.
+_NODE_PORT_MIN, _NODE_PORT_MAX = 30000, 32767
 _DEFAULT_STORAGE_CLASS_ANNOTATIONS = (
     "storageclass.kubernetes.io/is-default-class",
     "storageclass.beta.kubernetes.io/is-default-class",
@@ -543,6 +545,57 @@ class Engine:
     def _tracks_generation(self, rt: ResourceType) -> bool:
         return not rt.builtin or (rt.group, rt.kind) in admission.GENERATION_KINDS
 
+    async def _allocate_node_ports(self, rt: ResourceType, obj: JsonObject) -> None:
+        """Give every port of a NodePort/LoadBalancer Service a node port, unique in the cluster.
+
+        kube-apiserver allocates from 30000-32767 and refuses a requested port
+        that another Service holds ("provided port is already allocated").
+        The allocation is read from the Services themselves, not a bitmap.
+        """
+        used: set[int] = set()
+        metadata = obj.get("metadata") or {}
+        own_key = rt.key(metadata.get("namespace"), str(metadata.get("name", "")))
+        page = await self.store.list(rt.key_prefix(None))
+        for stored in page.items:
+            if stored.key == own_key:
+                continue  # an update may keep the ports it holds
+            for port in (stored.obj.get("spec") or {}).get("ports") or []:
+                if isinstance(port, dict) and isinstance(port.get("nodePort"), int):
+                    used.add(port["nodePort"])
+        name = str((obj.get("metadata") or {}).get("name", ""))
+        for index, port in enumerate((obj.get("spec") or {}).get("ports") or []):
+            if not isinstance(port, dict):
+                continue
+            requested = port.get("nodePort")
+            if isinstance(requested, int) and requested:
+                if requested in used:
+                    raise apierrors.invalid(
+                        rt.group,
+                        rt.kind,
+                        name,
+                        [
+                            (
+                                f"spec.ports[{index}].nodePort",
+                                "FieldValueInvalid",
+                                f"Invalid value: {requested}: provided port is already allocated",
+                            )
+                        ],
+                    )
+                used.add(requested)
+                continue
+            free = [
+                candidate for candidate in range(_NODE_PORT_MIN, _NODE_PORT_MAX + 1) if candidate not in used
+            ]
+            if not free:
+                raise apierrors.invalid(
+                    rt.group,
+                    rt.kind,
+                    name,
+                    [(f"spec.ports[{index}].nodePort", "FieldValueInvalid", "range is full")],
+                )
+            port["nodePort"] = random.choice(free)
+            used.add(port["nodePort"])
+
     async def _defaults(self, rt: ResourceType, obj: JsonObject, *, creating: bool) -> None:
         ident = (rt.group, rt.kind)
         spec = obj.get("spec")
@@ -585,6 +638,26 @@ class Engine:
                     port.setdefault("protocol", "TCP")
                     if "port" in port:
                         port.setdefault("targetPort", port["port"])
+            if spec["type"] in ("NodePort", "LoadBalancer"):
+                spec.setdefault("externalTrafficPolicy", "Cluster")
+                if creating:
+                    await self._allocate_node_ports(rt, obj)
+            else:
+                # Only NodePort and LoadBalancer Services have node ports.
+                for index, port in enumerate(spec.get("ports") or []):
+                    if isinstance(port, dict) and creating and port.get("nodePort"):
+                        raise apierrors.invalid(
+                            rt.group,
+                            rt.kind,
+                            str((obj.get("metadata") or {}).get("name", "")),
+                            [
+                                (
+                                    f"spec.ports[{index}].nodePort",
+                                    "FieldValueForbidden",
+                                    f"Forbidden: may not be used when `type` is '{spec['type']}'",
+                                )
+                            ],
+                        )
             if creating:
                 obj["status"] = {"loadBalancer": {}}
         elif ident == ("", "Secret"):
@@ -805,7 +878,7 @@ class Engine:
                 new["status"] = old.get("status", {})
                 new["spec"] = old.get("spec", {})
             await self._defaults(rt, new, creating=False)
-            self._immutable(rt, old, new)
+            await self._immutable(rt, old, new)
         if ident == ("certificates.k8s.io", "CertificateSigningRequest") and sub in ("approval", "status"):
             _stamp_csr_conditions(new, old, now_rfc3339(self.clock))
         if old_meta.get("deletionTimestamp"):
@@ -838,7 +911,7 @@ class Engine:
             return None
         return self.to_internal(rt, new)
 
-    def _immutable(self, rt: ResourceType, old: JsonObject, new: JsonObject) -> None:
+    async def _immutable(self, rt: ResourceType, old: JsonObject, new: JsonObject) -> None:
         ident = (rt.group, rt.kind)
         name = old["metadata"]["name"]
         frozen = ident in {("", "ConfigMap"), ("", "Secret")} and old.get("immutable")
@@ -868,6 +941,24 @@ class Engine:
                     name,
                     [("spec.clusterIPs[0]", "FieldValueInvalid", "Invalid value: may not change once set")],
                 )
+            # An update that leaves a port's nodePort out keeps the one allocated (kube's
+            # patchAllocatedValues); a type change to NodePort allocates the missing ones.
+            old_ports = {
+                (port.get("port"), port.get("protocol", "TCP")): port.get("nodePort")
+                for port in (old.get("spec") or {}).get("ports") or []
+                if isinstance(port, dict)
+            }
+            if new_spec.get("type") in ("NodePort", "LoadBalancer"):
+                for port in new_spec.get("ports") or []:
+                    if isinstance(port, dict) and not port.get("nodePort"):
+                        kept = old_ports.get((port.get("port"), port.get("protocol", "TCP")))
+                        if kept:
+                            port["nodePort"] = kept
+                if any(
+                    isinstance(port, dict) and not port.get("nodePort")
+                    for port in new_spec.get("ports") or []
+                ):
+                    await self._allocate_node_ports(rt, new)
         if ident in {
             ("apps", "Deployment"),
             ("apps", "ReplicaSet"),
