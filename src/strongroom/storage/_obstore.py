@@ -184,7 +184,11 @@ class ObstoreStore(ObjectStore):
                     )
                 )
             except BaseException as exc:
-                if isinstance(exc, PROVIDER_ERRORS) and attempt < attempts and _interrupted(exc):
+                if isinstance(exc, PROVIDER_ERRORS) and attempt < attempts and (
+                    _interrupted(exc) or _upload_lost(exc)
+                ):
+                    # A cut response, or a completed multipart upload whose answer was
+                    # lost (the retry then finds no upload): the data is still here.
                     await self._pause(attempt)
                     continue
                 self._after_failed_put(path)
@@ -291,12 +295,21 @@ class ObstoreStore(ObjectStore):
 
     async def delete(self, key: str) -> None:
         path = validate_key(key)
-        try:
-            await settle(self._store.delete_async(path))
-        except FileNotFoundError:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await settle(self._store.delete_async(path))
+            except FileNotFoundError:
+                return
+            except PROVIDER_ERRORS as exc:
+                # Deleting is idempotent, but S3's delete is a POST that obstore does
+                # not retry: a reset or a timeout is repeated here.
+                if attempt <= _REPEATS and _transient(exc):
+                    await self._pause(attempt)
+                    continue
+                raise self.translate(exc, "delete", key) from self.cause(exc)
             return
-        except PROVIDER_ERRORS as exc:
-            raise self.translate(exc, "delete", key) from self.cause(exc)
 
     async def delete_prefix(self, prefix: str) -> int:
         directory = normalize_prefix(prefix)
@@ -322,7 +335,7 @@ class ObstoreStore(ObjectStore):
                 for key in batch:
                     await self.delete(key)
             except PROVIDER_ERRORS as exc:
-                if attempt <= _REPEATS and _interrupted(exc):
+                if attempt <= _REPEATS and _transient(exc):
                     await self._pause(attempt)
                     continue
                 raise self.translate(exc, "delete", f"{directory}/", missing="container") from self.cause(exc)
@@ -341,6 +354,11 @@ class ObstoreStore(ObjectStore):
         """Our exception for obstore's ``exc``; ``missing`` says what a not-found error means here."""
         detail = self._detail(exc)
         target = f"{key!r} in {self._location}" if key else self._location
+        if isinstance(exc, FileNotFoundError) and "NoSuchUpload" in f"{detail} {exc}":
+            return StorageError(
+                f"cannot {action} {target}: the multipart upload was no longer there when it was completed ({detail})",
+                hint="the store lost or already completed the upload (an answer may have been lost on the way); try again",
+            )
         if isinstance(exc, FileNotFoundError):
             if missing == "object" and "NoSuchBucket" not in detail:
                 return ObjectNotFound(f"no object {key!r} in {self._location}")
@@ -413,6 +431,18 @@ def _hint(exc: BaseException, detail: str) -> str | None:
 def _interrupted(exc: BaseException) -> bool:
     """Whether obstore gave up because a response body broke off (a case it does not retry)."""
     return isinstance(exc, GenericError) and _BODY_INTERRUPTED.search(str(exc)) is not None
+
+
+def _transient(exc: BaseException) -> bool:
+    """A failure worth repeating for an idempotent request: a cut body, a reset, a timeout, a 5xx."""
+    return _interrupted(exc) or (
+        isinstance(exc, GenericError)
+        and not isinstance(exc, PermissionDeniedError | UnauthenticatedError | InvalidPathError | NotSupportedError)
+    )
+
+
+def _upload_lost(exc: BaseException) -> bool:
+    return isinstance(exc, FileNotFoundError) and "NoSuchUpload" in str(exc)
 
 
 def _info(meta: ObjectMeta) -> ObjectInfo:

@@ -180,29 +180,45 @@ class BackupCatalog:
                 hint="choose another name, or delete the stored backup first",
             )
         directory = self.layout.backup_dir(name)
-        recorded: dict[str, FileDigest] = {}
-        for key, data in files.items():
+        for key in files:
             if not key.startswith(directory):
                 raise StorageError(f"{key!r} is not inside {directory!r}")
-            relative = key[len(directory) :]
-            if isinstance(data, Path):
-                digest = (digests or {}).get(key) or FileDigest.of_file(data)
-            else:
-                digest = FileDigest.of_bytes(data)
-            await self.store.put(key, data)
-            recorded[relative] = digest
-        metadata_bytes = _encode(metadata)
-        recorded["velero-backup.json"] = FileDigest.of_bytes(metadata_bytes)
-        checksums = {
-            "algorithm": CHECKSUM_ALGORITHM,
-            "files": {
-                file_name: {"sha256": digest.sha256, "size": digest.size}
-                for file_name, digest in sorted(recorded.items())
-            },
-        }
-        await self.store.put(self.layout.backup_checksums(name), _encode(checksums))
-        await self.store.put(self.layout.backup_metadata(name), metadata_bytes)
+        recorded: dict[str, FileDigest] = {}
+        uploaded: list[str] = []
+        try:
+            for key, data in files.items():
+                if isinstance(data, Path):
+                    digest = (digests or {}).get(key) or FileDigest.of_file(data)
+                else:
+                    digest = FileDigest.of_bytes(data)
+                uploaded.append(key)
+                await self.store.put(key, data)
+                recorded[key[len(directory) :]] = digest
+            metadata_bytes = _encode(metadata)
+            recorded["velero-backup.json"] = FileDigest.of_bytes(metadata_bytes)
+            checksums = {
+                "algorithm": CHECKSUM_ALGORITHM,
+                "files": {
+                    file_name: {"sha256": digest.sha256, "size": digest.size}
+                    for file_name, digest in sorted(recorded.items())
+                },
+            }
+            uploaded.append(self.layout.backup_checksums(name))
+            await self.store.put(self.layout.backup_checksums(name), _encode(checksums))
+            await self.store.put(self.layout.backup_metadata(name), metadata_bytes)
+        except BaseException:
+            # The backup never became visible; take away what was uploaded so
+            # the bucket keeps no invisible leftovers (best effort).
+            await self._remove_quietly(uploaded)
+            raise
         return recorded
+
+    async def _remove_quietly(self, keys: list[str]) -> None:
+        for key in keys:
+            try:
+                await self.store.delete(key)
+            except (StorageError, OSError) as exc:
+                _log.warning("could not remove %s after a failed upload: %s", key, exc)
 
     async def delete_backup(self, name: str) -> int:
         """Remove every file of a backup, ``velero-backup.json`` first; returns the number removed."""
