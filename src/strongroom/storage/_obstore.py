@@ -184,8 +184,10 @@ class ObstoreStore(ObjectStore):
                     )
                 )
             except BaseException as exc:
-                if isinstance(exc, PROVIDER_ERRORS) and attempt < attempts and (
-                    _interrupted(exc) or _upload_lost(exc)
+                if (
+                    isinstance(exc, PROVIDER_ERRORS)
+                    and attempt < attempts
+                    and (_interrupted(exc) or _upload_lost(exc))
                 ):
                     # A cut response, or a completed multipart upload whose answer was
                     # lost (the retry then finds no upload): the data is still here.
@@ -437,7 +439,9 @@ def _transient(exc: BaseException) -> bool:
     """A failure worth repeating for an idempotent request: a cut body, a reset, a timeout, a 5xx."""
     return _interrupted(exc) or (
         isinstance(exc, GenericError)
-        and not isinstance(exc, PermissionDeniedError | UnauthenticatedError | InvalidPathError | NotSupportedError)
+        and not isinstance(
+            exc, PermissionDeniedError | UnauthenticatedError | InvalidPathError | NotSupportedError
+        )
     )
 
 
