@@ -168,3 +168,32 @@ def test_node_port_services_get_unique_node_ports_that_updates_keep(kube: Kube, 
     assert (
         forbidden.status == 422 and "may not be used when `type` is 'ClusterIP'" in forbidden.body["message"]
     )
+
+
+def test_endpoint_slices_are_served_and_stored_where_kube_apiserver_keeps_them(
+    kube: Kube, namespace: str
+) -> None:
+    body = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "web-abc12", "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.244.0.7"], "conditions": {"ready": True}}],
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+    }
+    created = kube.request("POST", f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices", body)
+    assert created.status == 201, created.body
+    listed = kube.request(
+        "GET",
+        "/apis/discovery.k8s.io/v1/endpointslices",
+        query={"labelSelector": "kubernetes.io/service-name=web"},
+    )
+    assert [
+        item["metadata"]["name"]
+        for item in listed.body["items"]
+        if item["metadata"]["namespace"] == namespace
+    ] == ["web-abc12"]
+    resources = kube.request("GET", "/apis/discovery.k8s.io/v1").body["resources"]
+    assert {"name": "endpointslices", "namespaced": True, "kind": "EndpointSlice"}.items() <= resources[
+        0
+    ].items()

@@ -233,6 +233,8 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ),
     # scheduling.k8s.io/v1
     _builtin("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False, ["pc"]),
+    # discovery.k8s.io/v1 (stored where kube-apiserver keeps them, /registry/endpointslices/)
+    _builtin("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
     # Reviews are answered, never stored (`kubectl auth can-i`, `kubectl auth whoami`).
     *(
         ResourceType(
@@ -272,6 +274,7 @@ BUILTIN_GROUP_ORDER = (
     "apiextensions.k8s.io",
     "scheduling.k8s.io",
     "coordination.k8s.io",
+    "discovery.k8s.io",
 )
 
 
