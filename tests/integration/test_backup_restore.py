@@ -631,3 +631,63 @@ def test_status_is_restored_only_for_the_resources_named(
         assert plain is not None and "status" not in plain
     finally:
         sandbox.kubectl("delete", "crd", f"widgets.{group}", "--ignore-not-found", "--wait=false")
+
+
+def _restored_order(log: str) -> list[str]:
+    order: list[str] = []
+    for line in log.splitlines():
+        if 'msg="Restored item"' in line:
+            resource = next(part.split("=", 1)[1] for part in line.split() if part.startswith("resource="))
+            if resource not in order:
+                order.append(resource)
+    return order
+
+
+def test_restore_order_follows_velero_priorities_unless_overridden(
+    cli: Cli, sandbox: Sandbox, app: tuple[str, str]
+) -> None:
+    namespace, group = app
+    cli.ok("backup", "create", "order", "--include-namespaces", namespace)
+    delete_namespace(sandbox, namespace)
+    cli.ok("restore", "create", "order-default", "--from-backup", "order")
+    default = _restored_order(cli.ok("restore", "logs", "order-default").stdout)
+    rbac = "rbac.authorization.k8s.io"
+    expected = ["namespaces", "persistentvolumeclaims", f"roles.{rbac}", "serviceaccounts", f"rolebindings.{rbac}",
+                "secrets", "configmaps", "services"]  # fmt: skip
+    assert [resource for resource in default if resource in expected] == expected
+    # Everything else follows, alphabetically.
+    rest = [
+        resource
+        for resource in default
+        if resource not in expected and resource != "customresourcedefinitions.apiextensions.k8s.io"
+    ]
+    assert rest == sorted(rest), default
+
+    delete_namespace(sandbox, namespace)
+    cli.ok(
+        "restore",
+        "create",
+        "order-custom",
+        "--from-backup",
+        "order",
+        "--restore-resource-priorities",
+        "configmaps,secrets,-,serviceaccounts",
+    )
+    custom = _restored_order(cli.ok("restore", "logs", "order-custom").stdout)
+    assert (
+        custom.index("configmaps")
+        < custom.index("secrets")
+        < custom.index(f"crontabs.{group}")
+        < custom.index("serviceaccounts")
+    )
+    assert custom[-1] == "serviceaccounts"
+    bad = cli(
+        "restore",
+        "create",
+        "order-bad",
+        "--from-backup",
+        "order",
+        "--restore-resource-priorities",
+        "a,-,b,-,c",
+    )
+    assert bad.code == 2 and "separator" in bad.stderr

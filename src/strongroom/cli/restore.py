@@ -36,6 +36,7 @@ from strongroom.cli.common import (
 from strongroom.cli.render import describe_restore, print_restores
 from strongroom.errors import EXIT_FAILURE, EXIT_PARTIAL, ConflictError, NotFoundError, ObjectNotFound
 from strongroom.locations import Location
+from strongroom.restore.priorities import DEFAULT_RESTORE_PRIORITIES, parse_priorities
 from strongroom.restore.request import RestoreFlags, build_restore, restore_options
 from strongroom.restore.runner import RestoreRunner
 from strongroom.storage.catalog import BackupCatalog
@@ -125,6 +126,13 @@ def create(
         list[str] | None,
         typer.Option("--status-include-resources", help="Resources whose status is restored too."),
     ] = None,
+    restore_resource_priorities: Annotated[
+        str | None,
+        typer.Option(
+            "--restore-resource-priorities",
+            help="Restore order, overriding Velero's: high-priority resources, then '-', then low-priority ones (e.g. 'namespaces,secrets,-,clusterbootstraps.run.tanzu.vmware.com').",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Show what would be created, skipped and updated; change nothing."),
@@ -158,6 +166,11 @@ def create(
         status_include_resources=split_list(status_include_resources),
     )
     restore = build_restore(flags, datetime.now(UTC))
+    priorities = (
+        parse_priorities(restore_resource_priorities)
+        if restore_resource_priorities
+        else DEFAULT_RESTORE_PRIORITIES
+    )
     restore_name = restore["metadata"]["name"]
     backup_name = restore["spec"]["backupName"]
 
@@ -171,7 +184,7 @@ def create(
             await RestoreRunner(kube, catalog).check_backup(backup_name)
             options = await restore_options(kube, restore, await _backup_namespaces(catalog, backup_name))
             with ProgressReporter(f"Restoring {backup_name}") as progress:
-                runner = RestoreRunner(kube, catalog, progress=progress.update)
+                runner = RestoreRunner(kube, catalog, progress=progress.update, priorities=priorities)
                 return await runner.run(restore, options, dry_run=dry_run)
 
     outcome = run(go())

@@ -41,7 +41,7 @@ from strongroom.restore.plan import (
     namespace_object,
     prepare_item,
 )
-from strongroom.restore.priorities import order_resources
+from strongroom.restore.priorities import DEFAULT_RESTORE_PRIORITIES, Priorities, order_resources
 from strongroom.storage.catalog import BackupCatalog
 
 __all__ = ["DryRunEntry", "RestoreOutcome", "RestoreRunner"]
@@ -99,6 +99,7 @@ class RestoreRunner:
         progress: Callable[[int, int], None] | None = None,
         concurrency: int = _CONCURRENCY,
         crd_timeout: float = 60.0,
+        priorities: Priorities = DEFAULT_RESTORE_PRIORITIES,
     ) -> None:
         self._kube = kube
         self._catalog = catalog
@@ -107,6 +108,7 @@ class RestoreRunner:
         self._progress = progress
         self._concurrency = concurrency
         self._crd_timeout = crd_timeout
+        self._priorities = priorities
 
     async def check_backup(self, backup_name: str) -> dict[str, Any]:
         """The backup's metadata, if it can be restored; UsageError otherwise."""
@@ -269,7 +271,7 @@ class _Apply:
     async def run(self) -> None:
         backed_up_namespaces = self._load("namespaces") if "namespaces" in self.spool else {}
         self.backup_namespaces = {name: obj for (_, name), obj in backed_up_namespaces.items()}
-        for resource in order_resources(self.spool):
+        for resource in order_resources(self.spool, self.runner._priorities):
             if resource == "secrets":
                 await self._learn_service_accounts()
             batch: list[Prepared] = []
@@ -456,7 +458,7 @@ class _Apply:
             self.counters.restored += 1
             self.counters.total += 1
             self.counters.resource_list.setdefault("v1/Namespace", set()).add(name)
-            self.log.info("Restored namespace", namespace=name)
+            self.log.info("Restored item", resource=_NAMESPACES, name=name)
         except KubeAlreadyExists:
             return
         except KubeError as exc:
