@@ -23,13 +23,14 @@ from typing import Any, Final
 import yaml
 
 from strongroom.errors import ConflictError, NotFoundError, UsageError
-from strongroom.storage import Layout, ObjectStore, open_store
+from strongroom.storage import AwsCredentials, Layout, ObjectStore, open_store, parse_credentials
 from strongroom.storage.factory import PROVIDERS
 
 __all__ = [
     "BUILTIN_DEFAULT",
     "Location",
     "LocationRegistry",
+    "absolute",
     "open_location",
 ]
 
@@ -240,18 +241,39 @@ def open_location(location: Location) -> tuple[ObjectStore, Layout]:
     config = dict(location.config)
     if location.ca_cert_file:
         config["caCert"] = location.ca_cert_file
-    credentials: bytes | None = None
+    credentials: AwsCredentials | None = None
     if location.credential_file:
         try:
-            credentials = Path(location.credential_file).read_bytes()
+            content = Path(location.credential_file).read_bytes()
         except OSError as exc:
             raise UsageError(
                 f"cannot read the credential file {location.credential_file!r} of location {location.name!r}: {exc.strerror}"
             ) from exc
+        # Parsed here so that a mistake names the file and its line.
+        credentials = parse_credentials(
+            content, config.get("profile") or "default", source=location.credential_file
+        )
     if location.provider == "local":
-        Path(location.bucket).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(location.bucket).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"the directory {location.bucket!r} of location {location.name!r} cannot be used: {exc.strerror}"
+            ) from exc
     store = open_store(location.provider, location.bucket, location.prefix, config, credentials)
     return store, Layout()
+
+
+def absolute(location: Location) -> Location:
+    """The location with its file paths made absolute, so it works from any directory."""
+    changes: dict[str, Any] = {}
+    for field_name in ("credential_file", "ca_cert_file"):
+        value = getattr(location, field_name)
+        if value:
+            changes[field_name] = str(Path(value).expanduser().resolve())
+    if location.provider == "local" and location.bucket:
+        changes["bucket"] = str(Path(location.bucket).expanduser().resolve())
+    return replace(location, **changes) if changes else location
 
 
 def _snake(key: str) -> str:

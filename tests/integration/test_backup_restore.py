@@ -118,7 +118,7 @@ def test_backup_get_describe_logs_verify_and_download(cli: Cli, app: tuple[str, 
     assert table.splitlines()[0].split()[:3] == ["NAME", "STATUS", "ERRORS"]
     assert "b2" in table and "Completed" in table
     backup = cli.ok("backup", "get", "b2", "-o", "json").json()
-    assert backup["kind"] == "Backup" and backup["spec"]["ttl"] == "24h"
+    assert backup["kind"] == "Backup" and backup["spec"]["ttl"] == "24h0m0s"
     assert backup["metadata"]["labels"]["velero.io/storage-location"] == "default"
     assert backup["status"]["formatVersion"] == "1.1.0" and backup["status"]["version"] == 1
     described = cli.ok("backup", "describe", "b2", "--details").stdout
@@ -385,6 +385,12 @@ def test_tar_entries_escaping_the_archive_are_refused(
         ),
         (["backup", "describe", "nope"], "not found"),
         (["backup", "delete", "nope", "--confirm"], "not found"),
+        (["backup", "get", "--foo"], "No such option"),
+        (["backup", "create"], "Missing argument"),
+        (
+            ["restore", "create", "--from-backup", "b", "--restore-resource-priorities", "a,-,b,-,c"],
+            "separator",
+        ),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_error_and_nothing_written(
@@ -691,3 +697,125 @@ def test_restore_order_follows_velero_priorities_unless_overridden(
         "a,-,b,-,c",
     )
     assert bad.code == 2 and "separator" in bad.stderr
+
+
+def test_restoring_chosen_namespaces_brings_claims_back_bound(
+    cli: Cli, sandbox: Sandbox, app: tuple[str, str]
+) -> None:
+    namespace, _ = app
+    cli.ok("backup", "create", "claims", "--include-namespaces", namespace)
+    delete_namespace(sandbox, namespace)
+    restored = cli.ok(
+        "restore",
+        "create",
+        "claims-r",
+        "--from-backup",
+        "claims",
+        "--include-namespaces",
+        namespace,
+        "-o",
+        "json",
+    )
+    assert restored.json()["status"]["phase"] == "Completed", restored.stdout
+    # The volume had reclaim policy Delete and no snapshot: as in Velero it is left out and
+    # the claim is provisioned anew instead of pointing at a volume that no longer exists.
+    eventually(lambda: _assert_bound(sandbox, namespace))
+    listing = cli.ok("restore", "describe", "claims-r", "--details").stdout
+    assert f"{namespace}/data(created)" in listing and f"{namespace}/web-config(created)" in listing
+
+
+def test_a_read_only_location_can_be_restored_from(
+    cli: Cli, sandbox: Sandbox, tmp_path: Path, app: tuple[str, str]
+) -> None:
+    namespace, _ = app
+    archive = tmp_path / "archive"
+    cli.ok("backup-location", "create", "archive", "--provider", "local", "--bucket", str(archive))
+    cli.ok("backup", "create", "kept", "--include-namespaces", namespace, "--include-resources", "configmaps")
+    cli.ok("backup-location", "set", "archive", "--access-mode", "ReadOnly")
+    delete_namespace(sandbox, namespace)
+    before = sorted(str(path.relative_to(archive)) for path in archive.rglob("*"))
+    restored = cli("restore", "create", "from-ro", "--from-backup", "kept", "-o", "json")
+    assert restored.code == 0, restored.stderr
+    assert "ReadOnly" in restored.stderr
+    assert get(sandbox, "configmap", "web-config", "-n", namespace) is not None
+    assert sorted(str(path.relative_to(archive)) for path in archive.rglob("*")) == before
+    refused = cli("backup", "delete", "kept", "--confirm")
+    assert refused.code == 2 and "ReadOnly" in refused.stderr
+
+
+def test_dry_run_lists_custom_resources_whose_definition_is_missing(
+    cli: Cli, sandbox: Sandbox, app: tuple[str, str]
+) -> None:
+    namespace, group = app
+    cli.ok("backup", "create", "dry-crd", "--include-namespaces", namespace)
+    delete_namespace(sandbox, namespace)
+    sandbox.kubectl("delete", "crd", f"crontabs.{group}", "--wait=true")
+    dry = cli.ok(
+        "restore",
+        "create",
+        "dry-crd-r",
+        "--from-backup",
+        "dry-crd",
+        "--include-namespaces",
+        namespace,
+        "--dry-run",
+        "-o",
+        "json",
+    ).json()
+    actions = {(item["resource"], item["name"]): item["action"] for item in dry["items"]}
+    assert actions[("customresourcedefinitions.apiextensions.k8s.io", f"crontabs.{group}")] == "create"
+    assert actions[(f"crontabs.{group}", "nightly")] == "create"
+    assert get(sandbox, "crd", f"crontabs.{group}") is None
+
+
+def test_location_settings_are_merged_checked_and_stored_with_absolute_paths(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "creds").write_text("[default]\naws_access_key_id=AKIA1\naws_secret_access_key=s\n")
+    cli.ok("backup-location", "create", "s3", "--provider", "aws", "--bucket", "b", "--config", "region=eu-west-1,s3ForcePathStyle=true",
+           "--credential-file", "creds", "--skip-check")  # fmt: skip
+    cli.ok("backup-location", "set", "s3", "--config", "s3Url=http://127.0.0.1:9,region=")
+    location = cli.ok("backup-location", "get", "s3", "-o", "json").json()["spec"]
+    assert location["config"] == {"s3ForcePathStyle": "true", "s3Url": "http://127.0.0.1:9"}
+    assert location["credentialFile"] == str(tmp_path / "creds")
+    bad = cli("backup-location", "set", "s3", "--config", "s3url=http://x")
+    assert bad.code == 2 and "invalid keys [s3url]" in bad.stderr
+    assert "s3url" not in cli.ok("backup-location", "get", "s3", "-o", "json").stdout
+    cli.ok("backup-location", "create", "here", "--provider", "local", "--bucket", "relative-dir")
+    assert cli.ok("backup-location", "get", "here", "-o", "json").json()["spec"]["objectStorage"][
+        "bucket"
+    ] == str(tmp_path / "relative-dir")
+
+
+def test_an_unreachable_location_is_skipped_when_listing_every_location(
+    cli: Cli, app: tuple[str, str], tmp_path: Path
+) -> None:
+    namespace, _ = app
+    cli.ok(
+        "backup-location",
+        "create",
+        "local",
+        "--provider",
+        "local",
+        "--bucket",
+        str(tmp_path / "ok"),
+        "--default",
+    )
+    cli.ok(
+        "backup",
+        "create",
+        "seen-here",
+        "--include-namespaces",
+        namespace,
+        "--include-resources",
+        "configmaps",
+    )
+    (tmp_path / "creds").write_text("[default]\naws_access_key_id=AKIA1\naws_secret_access_key=s\n")
+    cli.ok("backup-location", "create", "gone", "--provider", "aws", "--bucket", "b", "--credential-file", str(tmp_path / "creds"),
+           "--config", "region=us-east-1,s3Url=http://127.0.0.1:9,s3ForcePathStyle=true", "--skip-check")  # fmt: skip
+    listed = cli("backup", "get", "-o", "json")
+    assert listed.code == 0, listed.stderr
+    assert [item["metadata"]["name"] for item in listed.json()["items"]] == ["seen-here"]
+    assert "location 'gone' skipped" in listed.stderr
+    assert cli("backup", "get", "--storage-location", "gone").code == 5

@@ -197,3 +197,37 @@ def test_endpoint_slices_are_served_and_stored_where_kube_apiserver_keeps_them(
     assert {"name": "endpointslices", "namespaced": True, "kind": "EndpointSlice"}.items() <= resources[
         0
     ].items()
+
+
+def test_a_claims_spec_is_frozen_but_for_its_storage_request_and_first_binding(
+    kube: Kube, namespace: str
+) -> None:
+    path = f"/api/v1/namespaces/{namespace}/persistentvolumeclaims"
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "frozen"},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "none",
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    }
+    assert kube.request("POST", path, claim).status == 201
+    patch = "application/merge-patch+json"
+    bound = kube.request("PATCH", f"{path}/frozen", {"spec": {"volumeName": "pv-1"}}, content_type=patch)
+    assert bound.status == 200
+    rebound = kube.request("PATCH", f"{path}/frozen", {"spec": {"volumeName": "pv-2"}}, content_type=patch)
+    assert rebound.status == 422
+    assert "spec is immutable after creation" in rebound.body["message"]
+    modes = kube.request(
+        "PATCH", f"{path}/frozen", {"spec": {"accessModes": ["ReadWriteMany"]}}, content_type=patch
+    )
+    assert modes.status == 422
+    grown = kube.request(
+        "PATCH",
+        f"{path}/frozen",
+        {"spec": {"resources": {"requests": {"storage": "2Gi"}}}},
+        content_type=patch,
+    )
+    assert grown.status == 200 and grown.body["spec"]["resources"]["requests"]["storage"] == "2Gi"

@@ -19,7 +19,7 @@ from strongroom.backup.collector import BackupScope
 from strongroom.errors import UsageError
 from strongroom.kube import KubeClient
 from strongroom.model import labels as velero_labels
-from strongroom.model.duration import parse_duration
+from strongroom.model.duration import format_duration, parse_duration
 from strongroom.model.filters import (
     LabelFilter,
     ResourceCatalog,
@@ -89,8 +89,11 @@ def build_backup(flags: BackupFlags, location: str) -> tuple[dict[str, Any], tim
     problems: list[str] = []
     if flags.selector and flags.or_selector:
         problems.append("either a 'selector' or an 'or-selector' can be specified, but not both")
+    ttl_text = flags.ttl
     try:
         ttl = parse_duration(flags.ttl)
+        # Stored as Velero's CLI stores a metav1.Duration: "24h" becomes "24h0m0s".
+        ttl_text = format_duration(ttl)
         if ttl < timedelta(0):
             problems.append(f"invalid --ttl {flags.ttl!r}: it must not be negative")
     except ValueError as exc:
@@ -98,7 +101,7 @@ def build_backup(flags: BackupFlags, location: str) -> tuple[dict[str, Any], tim
         ttl = timedelta(0)
     spec: dict[str, Any] = {
         "includedNamespaces": flags.include_namespaces or ["*"],
-        "ttl": flags.ttl,
+        "ttl": ttl_text,
         "storageLocation": location,
     }
     for key, values in (

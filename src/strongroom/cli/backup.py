@@ -37,6 +37,8 @@ from strongroom.cli.common import (
     Output,
     OutputOption,
     ProgressReporter,
+    SearchLocationOption,
+    catalogs,
     confirm,
     emit,
     kube_client,
@@ -46,6 +48,7 @@ from strongroom.cli.common import (
     registry,
     require_writable,
     run,
+    search,
     split_list,
 )
 from strongroom.cli.render import describe_backup, print_backups
@@ -55,6 +58,7 @@ from strongroom.errors import (
     ConflictError,
     NotFoundError,
     ObjectNotFound,
+    StorageError,
     UsageError,
 )
 from strongroom.locations import Location
@@ -67,15 +71,21 @@ ListOption = Annotated[list[str] | None, typer.Option(help="Comma-separated list
 
 async def _find(name: str, location_name: str | None) -> tuple[Location, BackupCatalog, dict[str, Any]]:
     """The backup ``name`` in the named location, or in the first location that holds it."""
-    candidates = [registry().get(location_name)] if location_name else registry().locations()
-    for location in candidates:
-        catalog = await open_catalog(location, check=False)
-        if await catalog.backup_exists(name):
-            return location, catalog, await catalog.read_backup_metadata(name)
-    where = f"location {location_name!r}" if location_name else "any backup storage location"
-    raise NotFoundError(
-        f"backup {name!r} not found in {where}", hint="list the backups with `strongroom backup get`"
-    )
+
+    async def probe(catalog: BackupCatalog) -> dict[str, Any] | None:
+        if not await catalog.backup_exists(name):
+            return None
+        return await catalog.read_backup_metadata(name)
+
+    location, catalog, backup = await search(location_name, probe, f"backup {name!r}")
+    return location, catalog, _as_listed(backup, location)
+
+
+def _as_listed(backup: dict[str, Any], location: Location) -> dict[str, Any]:
+    # As Velero's sync does: a backup belongs to the location it is read from,
+    # whichever location (or cluster) wrote it.
+    backup.setdefault("spec", {})["storageLocation"] = location.name
+    return backup
 
 
 @backup_app.command()
@@ -200,7 +210,7 @@ def create(
 @backup_app.command()
 def get(
     name: Annotated[str | None, typer.Argument(help="Show only this backup.")] = None,
-    storage_location: LocationOption = None,
+    storage_location: SearchLocationOption = None,
     output: OutputOption = Output.table,
 ) -> None:
     """List the backups stored in the backup storage locations."""
@@ -208,13 +218,18 @@ def get(
     async def go() -> list[dict[str, Any]]:
         if name is not None:
             return [(await _find(name, storage_location))[2]]
-        locations = [registry().get(storage_location)] if storage_location else registry().locations()
         found: list[dict[str, Any]] = []
-        for location in locations:
-            catalog = await open_catalog(location, check=False)
-            for backup_name in await catalog.backup_names():
+        async for location, catalog in catalogs(storage_location):
+            try:
+                names = await catalog.backup_names()
+            except StorageError as exc:
+                if storage_location is not None:
+                    raise
+                typer.echo(f"warning: location {location.name!r} skipped: {exc.message}", err=True)
+                continue
+            for backup_name in names:
                 try:
-                    found.append(await catalog.read_backup_metadata(backup_name))
+                    found.append(_as_listed(await catalog.read_backup_metadata(backup_name), location))
                 except NotFoundError:
                     continue  # deleted while listing
         return found
@@ -232,7 +247,7 @@ def describe(
     details: Annotated[
         bool, typer.Option("--details", help="Show the resource list and every error and warning.")
     ] = False,
-    storage_location: LocationOption = None,
+    storage_location: SearchLocationOption = None,
 ) -> None:
     """Describe a backup."""
 
@@ -256,7 +271,7 @@ def describe(
 @backup_app.command()
 def logs(
     name: Annotated[str, typer.Argument(help="Name of the backup.")],
-    storage_location: LocationOption = None,
+    storage_location: SearchLocationOption = None,
 ) -> None:
     """Print a backup's log."""
 
@@ -279,7 +294,7 @@ def download(
         Path | None, typer.Option("--output", "-o", help="File to write (default: NAME-data.tar.gz).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
-    storage_location: LocationOption = None,
+    storage_location: SearchLocationOption = None,
 ) -> None:
     """Download a backup's tarball."""
     destination = output_file or Path(f"{name}-data.tar.gz")
@@ -305,7 +320,7 @@ def download(
 def delete(
     names: Annotated[list[str], typer.Argument(help="Names of the backups.")],
     confirm_flag: Annotated[bool, typer.Option("--confirm", help="Do not ask for confirmation.")] = False,
-    storage_location: LocationOption = None,
+    storage_location: SearchLocationOption = None,
 ) -> None:
     """Delete backups and all their files from storage."""
     if not confirm_flag:
@@ -326,7 +341,7 @@ def delete(
 @backup_app.command()
 def verify(
     name: Annotated[str, typer.Argument(help="Name of the backup.")],
-    storage_location: LocationOption = None,
+    storage_location: SearchLocationOption = None,
     output: OutputOption = Output.table,
 ) -> None:
     """Re-read every file of a backup and check it against its recorded checksums and the format."""
@@ -396,7 +411,7 @@ def inspect(
     print_items: Annotated[
         bool, typer.Option("--print", help="Print the items themselves, not a list.")
     ] = False,
-    storage_location: LocationOption = None,
+    storage_location: SearchLocationOption = None,
     output: OutputOption = Output.table,
 ) -> None:
     """List (or print) the items inside a backup."""

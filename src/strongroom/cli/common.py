@@ -12,7 +12,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -30,7 +30,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from strongroom.errors import UsageError
+from strongroom.errors import NotFoundError, StorageError, UsageError
 from strongroom.kube import KubeClient
 from strongroom.locations import Location, LocationRegistry, open_location
 from strongroom.storage import validate_top_level
@@ -65,7 +65,15 @@ NamespaceOption = Annotated[
 ]
 LocationOption = Annotated[
     str | None,
-    typer.Option("--storage-location", help="Backup storage location (default: the default location)."),
+    typer.Option(
+        "--storage-location", help="Backup storage location to write to (default: the default location)."
+    ),
+]
+SearchLocationOption = Annotated[
+    str | None,
+    typer.Option(
+        "--storage-location", help="Look only in this backup storage location (default: every location)."
+    ),
 ]
 
 DEFAULT_NAMESPACE = "velero"
@@ -103,6 +111,61 @@ async def open_catalog(location: Location, *, check: bool = True) -> BackupCatal
     if check:
         await validate_top_level(store, layout)
     return BackupCatalog(store, layout)
+
+
+async def search(
+    location_name: str | None, probe: Callable[[BackupCatalog], Awaitable[T | None]], what: str
+) -> tuple[Location, BackupCatalog, T]:
+    """The first location where ``probe`` finds ``what``: the named one, or each in turn.
+
+    When every location is searched, one that cannot be reached is reported
+    on stderr and skipped; if nothing is found, its error is the answer.
+    """
+    failures: list[StorageError] = []
+    async for location, catalog in catalogs(location_name, failures):
+        found = await _probe(catalog, probe, location_name, failures, location)
+        if found is not None:
+            return location, catalog, found
+    if failures:
+        raise failures[0]
+    where = f"location {location_name!r}" if location_name else "any backup storage location"
+    raise NotFoundError(f"{what} not found in {where}")
+
+
+async def _probe(
+    catalog: BackupCatalog,
+    probe: Callable[[BackupCatalog], Awaitable[T | None]],
+    location_name: str | None,
+    failures: list[StorageError],
+    location: Location,
+) -> T | None:
+    try:
+        return await probe(catalog)
+    except StorageError as exc:
+        if location_name is not None or isinstance(exc, NotFoundError):
+            raise
+        typer.echo(f"warning: location {location.name!r} skipped: {exc.message}", err=True)
+        failures.append(exc)
+        return None
+
+
+async def catalogs(
+    location_name: str | None, failures: list[StorageError] | None = None
+) -> AsyncIterator[tuple[Location, BackupCatalog]]:
+    """The named location's catalog, or every location's (one that cannot be opened is skipped with a warning)."""
+    if location_name is not None:
+        location = registry().get(location_name)
+        yield location, await open_catalog(location, check=False)
+        return
+    for location in registry().locations():
+        try:
+            catalog = await open_catalog(location, check=False)
+        except (StorageError, UsageError) as exc:
+            typer.echo(f"warning: location {location.name!r} skipped: {exc.message}", err=True)
+            if failures is not None and isinstance(exc, StorageError):
+                failures.append(exc)
+            continue
+        yield location, catalog
 
 
 def require_writable(location: Location) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import replace
+from typing import Annotated, Any
 
 import typer
 
 from strongroom.cli.common import Output, OutputOption, confirm, emit, print_table, registry, run, split_list
 from strongroom.errors import UsageError
-from strongroom.locations import ACCESS_MODES, Location, open_location
+from strongroom.locations import ACCESS_MODES, Location, absolute, open_location
 from strongroom.storage import validate_top_level
 
 location_app = typer.Typer(help="Manage backup storage locations.", no_args_is_help=True)
@@ -68,16 +69,18 @@ def create(
 ) -> None:
     """Add a backup storage location."""
     _check_access_mode(access_mode)
-    location = Location(
-        name=name,
-        provider=provider,
-        bucket=bucket,
-        prefix=prefix,
-        config=parse_config(config),
-        credential_file=credential_file,
-        ca_cert_file=cacert,
-        default=default,
-        access_mode=access_mode,
+    location = absolute(
+        Location(
+            name=name,
+            provider=provider,
+            bucket=bucket,
+            prefix=prefix,
+            config=parse_config(config),
+            credential_file=credential_file,
+            ca_cert_file=cacert,
+            default=default,
+            access_mode=access_mode,
+        )
     )
     location.check()
     # Opening validates the provider's config and credentials now, not at the first backup.
@@ -138,11 +141,19 @@ def set_(
 ) -> None:
     """Change a backup storage location."""
     _check_access_mode(access_mode)
-    changes: dict[str, object] = {}
+    current = registry().get(name)
+    changes: dict[str, Any] = {}
     if default is not None:
         changes["default"] = default
     if config is not None:
-        changes["config"] = parse_config(config)
+        # Keys are merged into the location's config; "key=" removes one.
+        merged = dict(current.config)
+        for key, value in parse_config(config).items():
+            if value:
+                merged[key] = value
+            else:
+                merged.pop(key, None)
+        changes["config"] = merged
     if credential_file is not None:
         changes["credential_file"] = credential_file
     if cacert is not None:
@@ -153,7 +164,11 @@ def set_(
         raise UsageError(
             "nothing to change", hint="pass --default, --config, --credential-file, --cacert or --access-mode"
         )
-    registry().update(name, **changes)
+    updated = absolute(replace(current, **changes))
+    updated.check()
+    # The new settings must open, or the location would be saved broken.
+    open_location(updated)
+    registry().update(name, **{key: getattr(updated, key) for key in changes})
     typer.echo(f'Backup storage location "{name}" configured successfully.')
 
 

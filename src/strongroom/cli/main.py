@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import sys
 
-import click
 import typer
 
 from strongroom import __version__
@@ -17,7 +16,7 @@ from strongroom.cli.backup import backup_app
 from strongroom.cli.locations import location_app
 from strongroom.cli.restore import restore_app
 from strongroom.cli.sandbox import sandbox_app
-from strongroom.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, StrongroomError
+from strongroom.errors import EXIT_FAILURE, EXIT_OK, StrongroomError
 
 app = typer.Typer(
     name="strongroom",
@@ -39,26 +38,25 @@ def version() -> None:
 
 
 def run_cli(args: list[str] | None = None) -> int:
-    """Run one command and return its exit code; library errors become a message and their code."""
+    """Run one command and return its exit code; library errors become a message and their code.
+
+    The command line parser reports its own usage errors (exit 2) and exits;
+    that exit is caught here so the code can be returned to the caller.
+    """
     try:
-        code = app(args=args, standalone_mode=False)
+        app(args=args, prog_name="strongroom")
+    except SystemExit as exc:
+        if exc.code is None:
+            return EXIT_OK
+        return exc.code if isinstance(exc.code, int) else EXIT_FAILURE
     except StrongroomError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         if exc.hint:
             typer.echo(f"hint: {exc.hint}", err=True)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.exceptions.Abort:
-        typer.echo("Aborted.", err=True)
-        return EXIT_FAILURE
-    except click.ClickException as exc:
-        exc.show()
-        return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_FAILURE
-    # Without standalone mode, click returns the code of a typer.Exit instead of raising it.
-    return code if isinstance(code, int) else EXIT_OK
+    return EXIT_OK
 
 
 def main() -> None:

@@ -149,8 +149,10 @@ def _results(results: Results | None, details: bool) -> None:
             typer.echo(f"  Velero:   {message}")
         for message in result.cluster:
             typer.echo(f"  Cluster:  {message}")
+        if result.namespaces:
+            typer.echo("  Namespaces:")
         for namespace, messages in sorted(result.namespaces.items()):
-            typer.echo(f"  Namespaces:\n    {namespace}:")
+            typer.echo(f"    {namespace}:")
             for message in messages:
                 typer.echo(f"      {message}")
 
@@ -213,14 +215,7 @@ def describe_backup(
         lines.extend(f"  {kind}: {order}" for kind, order in sorted(spec["orderedResources"].items()))
     for line in lines:
         typer.echo(line)
-    if details and resource_list is not None:
-        typer.echo("\nResource List:")
-        for key, entries in sorted(resource_list.items()):
-            typer.echo(f"  {key}:")
-            for entry in entries:
-                typer.echo(f"    - {entry}")
-    elif resource_list is not None:
-        typer.echo("\nResource List:  <use --details to see>")
+    _resource_list(resource_list, details)
     _results(results, details)
 
 
@@ -232,7 +227,13 @@ def _cluster_scoped(value: object) -> str:
     return "auto"
 
 
-def describe_restore(restore: Mapping[str, Any], *, results: Results | None, details: bool) -> None:
+def describe_restore(
+    restore: Mapping[str, Any],
+    *,
+    results: Results | None,
+    resource_list: Mapping[str, Sequence[str]] | None,
+    details: bool,
+) -> None:
     metadata = restore.get("metadata") or {}
     spec = restore.get("spec") or {}
     status = restore.get("status") or {}
@@ -273,10 +274,26 @@ def describe_restore(restore: Mapping[str, Any], *, results: Results | None, det
         f"Restore PVs:  {_auto(spec.get('restorePVs'))}",
         f"Existing Resource Policy:   {spec.get('existingResourcePolicy') or '<none>'}",
         f"Preserve Service NodePorts:  {_auto(spec.get('preserveNodePorts'))}",
+        "",
+        "Restore status of:  " + _list((spec.get("restoreStatus") or {}).get("includedResources"), "<none>"),
     ]
     for line in lines:
         typer.echo(line)
+    _resource_list(resource_list, details)
     _results(results, details)
+
+
+def _resource_list(resource_list: Mapping[str, Sequence[str]] | None, details: bool) -> None:
+    if resource_list is None:
+        return
+    if not details:
+        typer.echo("\nResource List:  <use --details to see>")
+        return
+    typer.echo("\nResource List:")
+    for key, entries in sorted(resource_list.items()):
+        typer.echo(f"  {key}:")
+        for entry in entries:
+            typer.echo(f"    - {entry}")
 
 
 def _auto(value: object) -> str:

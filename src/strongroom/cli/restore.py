@@ -8,6 +8,7 @@ from any workstation that sees the location.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -18,23 +19,29 @@ from strongroom.cli.common import (
     DEFAULT_NAMESPACE,
     ContextOption,
     KubeconfigOption,
-    LocationOption,
     NamespaceOption,
     Output,
     OutputOption,
     ProgressReporter,
+    SearchLocationOption,
+    catalogs,
     emit,
     kube_client,
-    open_catalog,
     parse_bool_flag,
     print_table,
-    registry,
-    require_writable,
     run,
+    search,
     split_list,
 )
 from strongroom.cli.render import describe_restore, print_restores
-from strongroom.errors import EXIT_FAILURE, EXIT_PARTIAL, ConflictError, NotFoundError, ObjectNotFound
+from strongroom.errors import (
+    EXIT_FAILURE,
+    EXIT_PARTIAL,
+    ConflictError,
+    NotFoundError,
+    ObjectNotFound,
+    StorageError,
+)
 from strongroom.locations import Location
 from strongroom.restore.priorities import DEFAULT_RESTORE_PRIORITIES, parse_priorities
 from strongroom.restore.request import RestoreFlags, build_restore, restore_options
@@ -45,21 +52,21 @@ restore_app = typer.Typer(help="Restore backups into the cluster.", no_args_is_h
 
 
 async def _find_backup(name: str, location_name: str | None) -> tuple[Location, BackupCatalog]:
-    candidates = [registry().get(location_name)] if location_name else registry().locations()
-    for location in candidates:
-        catalog = await open_catalog(location, check=False)
-        if await catalog.backup_exists(name):
-            return location, catalog
-    raise NotFoundError(f"backup {name!r} not found", hint="list the backups with `strongroom backup get`")
+    async def probe(catalog: BackupCatalog) -> bool | None:
+        return True if await catalog.backup_exists(name) else None
+
+    location, catalog, _ = await search(location_name, probe, f"backup {name!r}")
+    return location, catalog
 
 
 async def _find_restore(name: str, location_name: str | None) -> tuple[BackupCatalog, dict[str, Any]]:
-    candidates = [registry().get(location_name)] if location_name else registry().locations()
-    for location in candidates:
-        catalog = await open_catalog(location, check=False)
-        if await catalog.restore_exists(name):
-            return catalog, await catalog.read_restore_record(name)
-    raise NotFoundError(f"restore {name!r} not found", hint="list the restores with `strongroom restore get`")
+    async def probe(catalog: BackupCatalog) -> dict[str, Any] | None:
+        if not await catalog.restore_exists(name):
+            return None
+        return await catalog.read_restore_record(name)
+
+    _, catalog, record = await search(location_name, probe, f"restore {name!r}")
+    return catalog, record
 
 
 async def _backup_namespaces(catalog: BackupCatalog, backup_name: str) -> list[str]:
@@ -140,7 +147,7 @@ def create(
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for the restore to finish (local mode always does).")
     ] = False,
-    storage_location: LocationOption = None,
+    storage_location: SearchLocationOption = None,
     namespace: NamespaceOption = DEFAULT_NAMESPACE,
     kubeconfig: KubeconfigOption = None,
     kubecontext: ContextOption = None,
@@ -176,16 +183,24 @@ def create(
 
     async def go() -> Any:
         location, catalog = await _find_backup(backup_name, storage_location)
-        if not dry_run:
-            require_writable(location)
-            if await catalog.restore_exists(restore_name):
-                raise ConflictError(f"restore {restore_name!r} already exists in location {location.name!r}")
+        if not dry_run and not location.read_only and await catalog.restore_exists(restore_name):
+            raise ConflictError(f"restore {restore_name!r} already exists in location {location.name!r}")
         async with kube_client(kubeconfig, kubecontext) as kube:
             await RestoreRunner(kube, catalog).check_backup(backup_name)
-            options = await restore_options(kube, restore, await _backup_namespaces(catalog, backup_name))
+            warnings: list[str] = []
+            options = await restore_options(
+                kube, restore, await _backup_namespaces(catalog, backup_name), warnings
+            )
+            for warning in warnings:
+                typer.echo(f"warning: {warning}", err=True)
             with ProgressReporter(f"Restoring {backup_name}") as progress:
                 runner = RestoreRunner(kube, catalog, progress=progress.update, priorities=priorities)
-                return await runner.run(restore, options, dry_run=dry_run)
+                if location.read_only and not dry_run:
+                    typer.echo(
+                        f"note: location {location.name!r} is ReadOnly: this restore's log and results are not stored there",
+                        err=True,
+                    )
+                return await runner.run(restore, options, dry_run=dry_run, store=not location.read_only)
 
     outcome = run(go())
     stored = outcome.restore
@@ -223,9 +238,19 @@ def create(
                         f"\n--- {entry.action}: {entry.group_resource} {entry.namespace or ''}/{entry.name}"
                     )
                     typer.echo(entry.diff.rstrip())
+            for entry in outcome.dry_run:
+                if entry.action == "error":
+                    typer.echo(
+                        f"error: {entry.group_resource} {entry.namespace or ''}/{entry.name}: {entry.reason}",
+                        err=True,
+                    )
+            if status.get("failureReason"):
+                typer.echo(f"error: {status['failureReason']}", err=True)
             typer.echo(f"\nDry run of restore from backup {backup_name!r}: nothing was changed.")
 
         emit(document, output, dry_table)
+        if status.get("phase") == "PartiallyFailed":
+            raise typer.Exit(EXIT_PARTIAL)
         if status.get("phase") == "Failed":
             raise typer.Exit(EXIT_FAILURE)
         return
@@ -252,7 +277,7 @@ def create(
 @restore_app.command()
 def get(
     name: Annotated[str | None, typer.Argument(help="Show only this restore.")] = None,
-    storage_location: LocationOption = None,
+    storage_location: SearchLocationOption = None,
     output: OutputOption = Output.table,
 ) -> None:
     """List restores."""
@@ -260,11 +285,16 @@ def get(
     async def go() -> list[dict[str, Any]]:
         if name is not None:
             return [(await _find_restore(name, storage_location))[1]]
-        locations = [registry().get(storage_location)] if storage_location else registry().locations()
         found = []
-        for location in locations:
-            catalog = await open_catalog(location, check=False)
-            for restore_name in await catalog.restore_names():
+        async for location, catalog in catalogs(storage_location):
+            try:
+                names = await catalog.restore_names()
+            except StorageError as exc:
+                if storage_location is not None:
+                    raise
+                typer.echo(f"warning: location {location.name!r} skipped: {exc.message}", err=True)
+                continue
+            for restore_name in names:
                 found.append(await catalog.read_restore_record(restore_name))
         return found
 
@@ -279,26 +309,29 @@ def get(
 def describe(
     name: Annotated[str, typer.Argument(help="Name of the restore.")],
     details: Annotated[bool, typer.Option("--details", help="Show every error and warning.")] = False,
-    storage_location: LocationOption = None,
+    storage_location: SearchLocationOption = None,
 ) -> None:
     """Describe a restore."""
 
-    async def go() -> tuple[dict[str, Any], Any]:
+    async def go() -> tuple[dict[str, Any], Any, Any]:
         catalog, restore = await _find_restore(name, storage_location)
-        try:
+        results = resource_list = None
+        with contextlib.suppress(ObjectNotFound):
             results = decode_results(await catalog.read_file(catalog.layout.restore_results(name)))
-        except ObjectNotFound:
-            results = None
-        return restore, results
+        with contextlib.suppress(ObjectNotFound):
+            resource_list = decode_resource_list(
+                await catalog.read_file(catalog.layout.restore_resource_list(name))
+            )
+        return restore, results, resource_list
 
-    restore, results = run(go())
-    describe_restore(restore, results=results, details=details)
+    restore, results, resource_list = run(go())
+    describe_restore(restore, results=results, resource_list=resource_list, details=details)
 
 
 @restore_app.command()
 def logs(
     name: Annotated[str, typer.Argument(help="Name of the restore.")],
-    storage_location: LocationOption = None,
+    storage_location: SearchLocationOption = None,
 ) -> None:
     """Print a restore's log."""
 

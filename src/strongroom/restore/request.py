@@ -142,14 +142,26 @@ def build_restore(flags: RestoreFlags, now: datetime) -> dict[str, Any]:
 
 
 async def restore_options(
-    kube: KubeClient, manifest: dict[str, Any], backup_namespaces: list[str]
+    kube: KubeClient,
+    manifest: dict[str, Any],
+    backup_namespaces: list[str],
+    warnings: list[str] | None = None,
 ) -> RestoreOptions:
-    """The planner's options for a Restore, resolved against the target cluster."""
+    """The planner's options for a Restore, resolved against the target cluster.
+
+    Resource names that match no type of the cluster are added to ``warnings``
+    (and ignored), as a backup does.
+    """
     restore = Restore.from_manifest(manifest)
     spec = restore.spec
     discovery = await kube.discover()
     catalog = ResourceCatalog(discovery.resources)
     chosen = restore_filter(spec, catalog, backup_namespaces)
+    if warnings is not None:
+        warnings.extend(
+            f"resource {name!r} matches no resource type of the cluster; ignored"
+            for name in chosen.unresolved
+        )
     labels = (
         LabelFilter.from_spec(spec.label_selector, spec.or_label_selectors)
         if spec.label_selector is not None or spec.or_label_selectors

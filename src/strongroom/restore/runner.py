@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -121,8 +122,9 @@ class RestoreRunner:
         return backup
 
     async def run(
-        self, restore: dict[str, Any], options: RestoreOptions, *, dry_run: bool = False
+        self, restore: dict[str, Any], options: RestoreOptions, *, dry_run: bool = False, store: bool = True
     ) -> RestoreOutcome:
+        """Restore; ``store`` False keeps the log and results out of the location (a ReadOnly one)."""
         manifest = copy.deepcopy(restore)
         name = manifest["metadata"]["name"]
         namespace = manifest["metadata"].get("namespace", "velero")
@@ -160,7 +162,7 @@ class RestoreRunner:
                     phase=status["phase"],
                 )
                 run_log.close()
-            if not dry_run:
+            if store and not dry_run:
                 layout = self._catalog.layout
                 resource_list = {
                     key: sorted(values) for key, values in sorted(counters.resource_list.items())
@@ -276,13 +278,20 @@ class _Apply:
                 await self._learn_service_accounts()
             batch: list[Prepared] = []
             for item in self._read(resource):
-                dependencies: list[ItemRef] = []
+                # Items this one needs (a claim's volume, a pod's claims) are prepared the
+                # moment the planner names them, before it decides about this item, and
+                # created first: the order Velero restores them in.
+                dependencies: list[tuple[str, Prepared]] = []
                 outcome = prepare_item(
-                    item, resource, self.options, self.state, on_additional=dependencies.append
+                    item,
+                    resource,
+                    self.options,
+                    self.state,
+                    on_additional=partial(self._prepare_dependency, found=dependencies),
                 )
                 outcome = self._crd_for_custom_resources(item, resource, outcome)
-                for dependency in dependencies:
-                    await self._restore_dependency(dependency)
+                for dependency_resource, dependency in dependencies:
+                    await self._apply_batch(dependency_resource, [dependency])
                 if self._accept(item, resource, outcome):
                     assert isinstance(outcome, Prepared)
                     batch.append(outcome)
@@ -352,27 +361,46 @@ class _Apply:
         ):
             return outcome
         name = str((item.get("metadata") or {}).get("name", ""))
-        if name not in self.spool or not self.options.resource_selected(name, True):
+        if (
+            name not in self.spool
+            or not self.options.resource_selected(name, True)
+            or not self._any_selected(name)
+        ):
             return outcome
         return prepare_item(item, resource, self.options, self.state, additional=True)
 
-    async def _restore_dependency(self, ref: ItemRef) -> None:
+    def _any_selected(self, resource: str) -> bool:
+        """Whether the restore takes at least one item of ``resource`` (its namespace and labels selected)."""
+        for item in self._read(resource):
+            metadata = item.get("metadata") or {}
+            namespace = metadata.get("namespace")
+            if namespace and not self.options.namespace_selected(namespace):
+                continue
+            if self.options.labels_selected(metadata.get("labels") or {}):
+                return True
+        return False
+
+    def _prepare_dependency(self, ref: ItemRef, found: list[tuple[str, Prepared]]) -> None:
+        """Prepare an item another one needs (and, first, what it needs in turn)."""
         resource, namespace, name = ref.group_resource, ref.namespace, ref.name
         item = self._load(resource).get((namespace, name))
         if item is None:
-            message = f"unable to restore additional item {resource} {namespace + '/' if namespace else ''}{name}: not in the backup"
+            where = f"{namespace}/{name}" if namespace else name
+            message = f"unable to restore additional item {resource} {where}: not in the backup"
             self.results.warnings.add(namespace, message)
             self.log.warning(message)
             return
-        nested: list[ItemRef] = []
         outcome = prepare_item(
-            item, resource, self.options, self.state, additional=True, on_additional=nested.append
+            item,
+            resource,
+            self.options,
+            self.state,
+            additional=True,
+            on_additional=lambda nested: self._prepare_dependency(nested, found),
         )
-        for dependency in nested:
-            await self._restore_dependency(dependency)
         if self._accept(item, resource, outcome):
             assert isinstance(outcome, Prepared)
-            await self._apply_batch(resource, [outcome])
+            found.append((resource, outcome))
 
     async def _learn_service_accounts(self) -> None:
         """The service accounts the cluster has where secrets go (token secrets of existing accounts are skipped)."""
@@ -400,9 +428,23 @@ class _Apply:
         target = await self._target(resource, batch[0].object)
         self.counters.total += len(batch)
         if target is None:
+            defined_here = any((crd.get("metadata") or {}).get("name") == resource for crd in self.crds)
+            if self.dry_run and defined_here:
+                # Its definition is created first in a real run; nothing can be compared yet.
+                for item in batch:
+                    self.entries.append(
+                        DryRunEntry(
+                            "create", resource, item.namespace, item.name, reason="after its definition"
+                        )
+                    )
+                return
             message = f"the cluster does not serve {resource} at {batch[0].object.get('apiVersion')}"
             for item in batch:
                 self.results.errors.add(item.namespace, f"error restoring {resource} {_ref(item)}: {message}")
+                if self.dry_run:
+                    self.entries.append(
+                        DryRunEntry("error", resource, item.namespace, item.name, reason=message)
+                    )
             self.log.error(message, resource=resource)
             return
         if target.namespaced:
@@ -457,7 +499,7 @@ class _Apply:
             await self.kube.create(namespace_type, desired)
             self.counters.restored += 1
             self.counters.total += 1
-            self.counters.resource_list.setdefault("v1/Namespace", set()).add(name)
+            self.counters.resource_list.setdefault("v1/Namespace", set()).add(f"{name}(created)")
             self.log.info("Restored item", resource=_NAMESPACES, name=name)
         except KubeAlreadyExists:
             return
@@ -501,9 +543,10 @@ class _Apply:
             if item.restore_status and isinstance(item.object.get("status"), dict):
                 await self._restore_status(target, item, created)
             self.counters.restored += 1
-            self._record(item)
+            self._record(item, "created")
             self.log.info("Restored item", **fields)
         except KubeError as exc:
+            self._record(item, "failed")
             self.results.errors.add(namespace, f"error restoring {resource} {_ref(item)}: {exc.message}")
             self.log.error(f"error restoring item: {exc.message}", **fields)
 
@@ -528,7 +571,7 @@ class _Apply:
             # Deleted between the create and the read: create once more.
             await self.kube.create(target, item.object, namespace)
             self.counters.restored += 1
-            self._record(item)
+            self._record(item, "created")
             self.log.info("Restored item", **fields)
             return
         decision = compare_existing(live, item.object, resource, self.options.existing_resource_policy)
@@ -537,6 +580,7 @@ class _Apply:
                 await self.kube.patch(target, item.name, decision.patch, namespace, patch_type="merge")
             # Velero counts an item found in place as restored (its progress is "items processed").
             self.counters.restored += 1
+            self._record(item, "skipped")
             self.log.info("Skipping item: it already exists and is identical", **fields)
             return
         if decision.outcome is Outcome.UPDATE and decision.patch is not None:
@@ -550,18 +594,22 @@ class _Apply:
                     await self.kube.patch(
                         target, item.name, decision.fallback_patch, namespace, patch_type="merge"
                     )
+                self.counters.restored += 1
+                self._record(item, "skipped")
                 return
             self.counters.restored += 1
-            self._record(item)
+            self._record(item, "updated")
             self.log.info("Updated existing item", **fields)
             return
         self.counters.restored += 1
+        self._record(item, "skipped")
         self.results.warnings.add(namespace, decision.message)
         self.log.warning(decision.message, **fields)
 
-    def _record(self, item: Prepared) -> None:
+    def _record(self, item: Prepared, action: str) -> None:
+        """Velero's restore resource list: ``<apiVersion>/<Kind>`` to ``ns/name(created|updated|skipped|failed)``."""
         key = f"{item.object.get('apiVersion')}/{item.object.get('kind')}"
-        self.counters.resource_list.setdefault(key, set()).add(_ref(item))
+        self.counters.resource_list.setdefault(key, set()).add(f"{_ref(item)}({action})")
 
 
 def resource_ref(target: ApiResource, item: Prepared) -> str:

@@ -914,6 +914,8 @@ class Engine:
     async def _immutable(self, rt: ResourceType, old: JsonObject, new: JsonObject) -> None:
         ident = (rt.group, rt.kind)
         name = old["metadata"]["name"]
+        if ident == ("", "PersistentVolumeClaim"):
+            _check_claim_spec_update(rt, name, old, new)
         frozen = ident in {("", "ConfigMap"), ("", "Secret")} and old.get("immutable")
         if frozen and any(old.get(f) != new.get(f) for f in ("data", "binaryData", "immutable")):
             raise apierrors.invalid(
@@ -1363,3 +1365,32 @@ def _to_scale(rt: ResourceType, obj: JsonObject) -> JsonObject:
         "spec": {"replicas": int(_get_path(obj, paths.get("specReplicasPath", "")) or 0)},
         "status": status,
     }
+
+
+def _check_claim_spec_update(rt: ResourceType, name: str, old: JsonObject, new: JsonObject) -> None:
+    """kube-apiserver's rule for claims: the spec is frozen once created, but for the storage
+    request (expansion), the volume attributes class, and one setting of ``volumeName``
+    (the binder's) while it is empty."""
+    old_spec = copy.deepcopy(old.get("spec") or {})
+    new_spec = copy.deepcopy(new.get("spec") or {})
+    if not old_spec.get("volumeName") and new_spec.get("volumeName"):
+        old_spec["volumeName"] = new_spec["volumeName"]
+    for spec in (old_spec, new_spec):
+        spec.pop("volumeAttributesClassName", None)
+        requests = (spec.get("resources") or {}).get("requests")
+        if isinstance(requests, dict):
+            requests.pop("storage", None)
+    if old_spec != new_spec:
+        raise apierrors.invalid(
+            rt.group,
+            rt.kind,
+            name,
+            [
+                (
+                    "spec",
+                    "FieldValueForbidden",
+                    "Forbidden: spec is immutable after creation except resources.requests and "
+                    "volumeAttributesClassName for bound claims",
+                )
+            ],
+        )

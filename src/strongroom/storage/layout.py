@@ -195,7 +195,7 @@ async def validate_top_level(store: ObjectStore, layout: Layout) -> None:
         message = f"Backup store contains {len(invalid)} invalid top-level directories: [{' '.join([*invalid[:_MAX_NAMED], '...'])}]"
     else:
         message = f"Backup store contains invalid top-level directories: [{' '.join(invalid)}]"
-    where = f"under the prefix {layout.prefix!r}" if layout.prefix else "at the top of the bucket"
+    where = f"under the prefix {layout.prefix!r}" if layout.prefix else "at its top level"
     raise StorageConfigError(
         message,
         hint=(
