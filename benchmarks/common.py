@@ -191,3 +191,21 @@ def cpu_seconds(pid: int, exclude: set[int] | None = None) -> float:
             if child.pid not in exclude:
                 total += cpu_seconds(child.pid, exclude)
     return total
+
+
+@dataclass
+class Phase:
+    """Wall time and CPU seconds per process of one step of a benchmark run.
+
+    ``client_cpu`` is the benchmark's own process (and the subprocesses it
+    waited for); ``other_cpu`` is everything else the machine ran meanwhile,
+    where a disturbed figure shows.
+    """
+
+    name: str
+    objects: int = 0
+    wall: float = 0.0
+    server_cpu: float = 0.0
+    etcd_cpu: float = 0.0
+    client_cpu: float = 0.0
+    other_cpu: float = 0.0

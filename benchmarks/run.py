@@ -50,6 +50,11 @@ BENCHMARKS: list[Benchmark] = [
         "benchmarks.sandbox_startup",
         "Seconds until a new or restarted sandbox is ready, vs. etcd alone",
     ),
+    Benchmark(
+        "backup_restore",
+        "benchmarks.backup_restore",
+        "Backup of N ConfigMaps vs. one paginated LIST; restore vs. kubectl create; backup peak RSS",
+    ),
 ]
 
 

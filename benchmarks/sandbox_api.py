@@ -43,7 +43,7 @@ from etcd3aio import prefix_range_end
 from etcd3aio.kv import KVService
 from etcd3aio.watch import WatchService
 
-from benchmarks.common import Options, Result, Row, RssSampler, Table, combine_rows, cpu_seconds
+from benchmarks.common import Options, Phase, Result, Row, RssSampler, Table, combine_rows, cpu_seconds
 from strongroom.sandbox import runner
 from strongroom.sandbox.etcdproc import etcd_bin_dir
 
@@ -106,19 +106,6 @@ def stored_body(index: int) -> tuple[str, bytes]:
 
 
 # ---------------------------------------------------------------- measuring
-
-
-@dataclass
-class Phase:
-    """Wall time, CPU per process and objects handled by one step of the run."""
-
-    name: str
-    objects: int = 0
-    wall: float = 0.0
-    server_cpu: float = 0.0
-    etcd_cpu: float = 0.0
-    client_cpu: float = 0.0
-    other_cpu: float = 0.0  # everything else the machine ran meanwhile: a disturbed figure shows here
 
 
 @dataclass

@@ -71,6 +71,15 @@ class HashingReader:
         self._size += len(data)
         return data
 
+    def readinto(self, buffer: bytearray | memoryview, /) -> int:
+        # ISA-L's gzip reader fills its buffer in place.
+        view = memoryview(buffer).cast("B")
+        count = self._source.readinto(view)  # type: ignore[attr-defined]
+        if count:
+            self._hash.update(view[:count])
+            self._size += count
+        return count or 0
+
     def seek(self, offset: int, whence: int = 0, /) -> int:
         # gzip only seeks its source to rewind, which a single forward pass never does.
         raise OSError("a hashing reader cannot seek")

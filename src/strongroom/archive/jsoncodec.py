@@ -16,7 +16,10 @@ file in the error, so an administrator knows which object is damaged.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Final
+
+import orjson
 
 from strongroom.archive.errors import ArchiveError
 
@@ -24,27 +27,57 @@ from strongroom.archive.errors import ArchiveError
 # They cannot occur outside strings in JSON text, so replacing them anywhere
 # only touches string contents.
 _GO_ESCAPES: Final = (
-    ("&", "\\u0026"),
-    ("<", "\\u003c"),
-    (">", "\\u003e"),
-    ("\u2028", "\\u2028"),
-    ("\u2029", "\\u2029"),
+    (b"&", b"\\u0026"),
+    (b"<", b"\\u003c"),
+    (b">", b"\\u003e"),
+    ("\u2028".encode(), b"\\u2028"),
+    ("\u2029".encode(), b"\\u2029"),
+)
+# Used only for what orjson refuses but JSON allows (integers beyond 64 bits).
+_FALLBACK: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 )
 
 
 def encode(value: Any) -> bytes:
-    """Encode like Go's ``json.Marshal``; raises ArchiveError for what cannot be JSON."""
+    """Encode like Go's ``json.Marshal``; raises ArchiveError for what cannot be JSON.
+
+    orjson does the work (about ten times faster than the standard library, and
+    a backup encodes every item): keys sorted by their UTF-8 bytes as Go sorts
+    them, compact, UTF-8 kept. NaN and infinities are refused, as Go refuses them.
+    """
     try:
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ArchiveError(f"object cannot be encoded as JSON: {exc}") from exc
+        data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:
+        data = _encode_fallback(value, exc)
+    if b"null" in data:
+        _check_finite(value)
     for raw, escaped in _GO_ESCAPES:
-        if raw in text:
-            text = text.replace(raw, escaped)
+        if raw in data:
+            data = data.replace(raw, escaped)
+    return data
+
+
+def _encode_fallback(value: Any, error: Exception) -> bytes:
     try:
-        return text.encode("utf-8")
+        return _FALLBACK.encode(value).encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ArchiveError(f"object holds a string that is not valid Unicode: {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise ArchiveError(f"object cannot be encoded as JSON: {error}") from exc
+
+
+def _check_finite(value: Any) -> None:
+    # orjson writes NaN and infinities as null; Go (and JSON) have no such numbers.
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, float) and not math.isfinite(current):
+            raise ArchiveError(f"object cannot be encoded as JSON: {current!r} is not a JSON number")
+        if isinstance(current, dict):
+            stack.extend(current.values())
+        elif isinstance(current, list | tuple):
+            stack.extend(current)
 
 
 def encode_line(value: Any) -> bytes:

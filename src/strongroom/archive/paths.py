@@ -70,7 +70,7 @@ def split_archive_path(path: str, *, directory: bool = False) -> tuple[str, ...]
     return parts
 
 
-def _check_segment(value: str, what: str) -> None:
+def check_segment(value: str, what: str) -> None:
     # Kubernetes names never contain "/" and are never "." or ".."
     # (apimachinery's path-segment validation); anything else would change the
     # shape of the path.
@@ -86,11 +86,11 @@ class GroupResource:
     group: str = ""
 
     def __post_init__(self) -> None:
-        _check_segment(self.resource, "resource")
+        check_segment(self.resource, "resource")
         if "." in self.resource:
             raise ArchiveError(f"resource {self.resource!r} must not contain a dot")
         if self.group:
-            _check_segment(self.group, "API group")
+            check_segment(self.group, "API group")
             if any(label == "" for label in self.group.split(".")):
                 raise ArchiveError(f"API group {self.group!r} has an empty label")
 
@@ -159,9 +159,9 @@ class ItemPath:
     preferred: bool = False
 
     def __post_init__(self) -> None:
-        _check_segment(self.name, "item name")
+        check_segment(self.name, "item name")
         if self.namespace is not None:
-            _check_segment(self.namespace, "namespace")
+            check_segment(self.namespace, "namespace")
         if self.version is None:
             if self.preferred:
                 raise ArchiveError("a preferred-version copy needs a version")
@@ -188,7 +188,7 @@ class ItemPath:
 
 
 def _check_version(version: str) -> None:
-    _check_segment(version, "API version")
+    check_segment(version, "API version")
     # These would make a version directory indistinguishable from a scope
     # directory or from a preferred-version directory when read back.
     if "." in version or version in (CLUSTER_SCOPED_DIR, NAMESPACE_SCOPED_DIR):

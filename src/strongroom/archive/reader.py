@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import gzip
 import tarfile
-import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Final
 
-from strongroom.archive import jsoncodec
+from strongroom.archive import gzipstream, jsoncodec
 from strongroom.archive.checksum import HashingReader
 from strongroom.archive.errors import ArchiveError
 from strongroom.archive.paths import (
@@ -236,7 +235,7 @@ class BackupReader:
     def _walk(self, hashing: HashingReader) -> Iterator[_Member]:
         seen_version = False
         with _damage_is_archive_error():
-            stream = gzip.GzipFile(fileobj=hashing, mode="rb")
+            stream = gzipstream.reader(hashing)
             tracker = _Tracker(stream)
             tar = StreamingTarFile(fileobj=tracker, mode="r", encoding="utf-8")
             while (info := tar.next()) is not None:
@@ -302,11 +301,18 @@ class _Item:
 _Member = _Unknown | _Item
 
 
+_DAMAGE: Final[tuple[type[BaseException], ...]] = (
+    tarfile.TarError,
+    EOFError,
+    *gzipstream.DECOMPRESSION_ERRORS,
+)
+
+
 @contextmanager
 def _damage_is_archive_error() -> Iterator[None]:
     try:
         yield
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+    except _DAMAGE as exc:
         raise ArchiveError(f"the backup tarball is damaged or truncated: {exc}", hint=_DAMAGED_HINT) from exc
     except OSError as exc:
         raise ArchiveError(f"reading the backup tarball failed: {exc}") from exc

@@ -10,8 +10,9 @@ log in memory.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Final
 
@@ -24,6 +25,7 @@ LEVELS: Final = ("trace", "debug", "info", "warning", "error", "fatal", "panic")
 _BARE: Final = re.compile(r"[A-Za-z0-9\-._/@^+]+")
 
 
+@functools.lru_cache(maxsize=4096)
 def _quote(value: str) -> str:
     if _BARE.fullmatch(value):
         return value
@@ -33,11 +35,19 @@ def _quote(value: str) -> str:
 
 def format_line(when: datetime, level: str, message: str, fields: dict[str, object]) -> str:
     """One logrus text line: time, level, msg, then the fields sorted by key."""
-    stamp = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    parts = [f'time="{stamp}"', f"level={level}", f"msg={_quote(message)}"]
-    parts.extend(
-        f"{key}={_quote(str(value))}" for key, value in sorted(fields.items()) if value not in (None, "")
-    )
+    return _format(_stamp(when), level, message, fields)
+
+
+def _stamp(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _format(stamp: str, level: str, message: str, fields: dict[str, object]) -> str:
+    parts = [f'time="{stamp}" level={level} msg={_quote(message)}']
+    for key in sorted(fields):
+        value = fields[key]
+        if value is not None and value != "":
+            parts.append(f"{key}={_quote(value if isinstance(value, str) else str(value))}")
     return " ".join(parts)
 
 
@@ -57,13 +67,40 @@ class RunLog:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._echo = echo
         self.counts: dict[str, int] = {}
+        self._second: datetime | None = None
+        self._stamp = ""
 
     def log(self, level: str, message: str, **fields: object) -> None:
-        line = format_line(self._clock(), level, message, {**self._fields, **fields})
+        when = self._clock()
+        # Lines come thousands a second; the time text changes once a second.
+        second = when.replace(microsecond=0)
+        if second != self._second:
+            self._second, self._stamp = second, _stamp(when)
+        line = _format(self._stamp, level, message, {**self._fields, **fields})
         self._writer.write_line(line)
         self.counts[level] = self.counts.get(level, 0) + 1
         if self._echo is not None:
             self._echo(level, line)
+
+    def items(self, message: str, resource: str, refs: Iterable[tuple[str | None, str]]) -> None:
+        """One info line per item (``namespace``, ``name``) of ``resource``: the per-item lines of a
+        large run, formatted in bulk with the same output as ``info(message, resource=, namespace=, name=)``."""
+        when = self._clock()
+        stamp = _stamp(when)
+        base = {**self._fields, "resource": resource}
+        keys = sorted({*base, "namespace", "name"})
+        head = f'time="{stamp}" level=info msg={_quote(message)}'
+        count = 0
+        for namespace, name in refs:
+            values = {**base, "namespace": namespace, "name": name}
+            parts = [head]
+            for key in keys:
+                value = values[key]
+                if value is not None and value != "":
+                    parts.append(f"{key}={_quote(value if isinstance(value, str) else str(value))}")
+            self._writer.write_line(" ".join(parts))
+            count += 1
+        self.counts["info"] = self.counts.get("info", 0) + count
 
     def info(self, message: str, **fields: object) -> None:
         self.log("info", message, **fields)

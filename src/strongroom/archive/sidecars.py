@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Self
 
-from strongroom.archive import jsoncodec
+from strongroom.archive import gzipstream, jsoncodec
 from strongroom.archive.checksum import HashingWriter, WritableStream
 from strongroom.archive.errors import ArchiveError
 from strongroom.archive.writer import DEFAULT_COMPRESSLEVEL, ResourceList
 
 DEFAULT_MAX_DECODED_BYTES: Final = 256 * 1024 * 1024
+_LOG_CHUNK: Final = 64 * 1024
 
 
 @dataclass
@@ -153,9 +154,9 @@ class LogWriter:
 
     def __init__(self, fileobj: WritableStream, *, compresslevel: int = DEFAULT_COMPRESSLEVEL) -> None:
         self._sink = HashingWriter(fileobj)
-        self._gzip = gzip.GzipFile(
-            filename="", mode="wb", fileobj=self._sink, compresslevel=compresslevel, mtime=0
-        )
+        self._gzip = gzipstream.writer(self._sink, compresslevel)
+        self._pending: list[str] = []
+        self._pending_size = 0
 
     def __enter__(self) -> Self:
         return self
@@ -166,12 +167,25 @@ class LogWriter:
         self.close()
 
     def write_line(self, line: str) -> None:
-        data = line.encode("utf-8", "backslashreplace")
-        self._gzip.write(data if data.endswith(b"\n") else data + b"\n")
+        # Lines are gathered and compressed 64 KiB at a time: one small write
+        # per line costs more than formatting it.
+        self._pending.append(line if line.endswith("\n") else line + "\n")
+        self._pending_size += len(line)
+        if self._pending_size >= _LOG_CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._gzip.write("".join(self._pending).encode("utf-8", "backslashreplace"))
+            self._pending.clear()
+            self._pending_size = 0
 
     def close(self) -> None:
         # A log cut short is still worth keeping (Velero uploads it even when
         # the backup fails), so it is always finished properly.
+        if self._gzip.closed:
+            return
+        self._flush()
         self._gzip.close()
         self._sink.flush()
 

@@ -15,6 +15,8 @@ backup. Links, the one reason to look members up again, are refused.
 
 from __future__ import annotations
 
+import functools
+import struct
 import tarfile
 from typing import Any, Final
 
@@ -39,29 +41,45 @@ def _octal(value: int, width: int) -> bytes:
     return b"%0*o\x00" % (width - 1, value)
 
 
+# name, mode, uid, gid, size, mtime, checksum, typeflag, linkname, magic+version,
+# uname, gname, devmajor, devminor, prefix, padding: a ustar header's fields.
+_USTAR: Final = struct.Struct("100s8s8s8s12s12s8s1s100s8s32s32s8s8s155s12s")
+# The bytes every header has in the same place (mode, ids, magic, the
+# checksum field as spaces); their sum is added once instead of per header.
+_FIXED_SUM: Final = sum(_MODE + _ZERO_ID * 4 + _MAGIC + b" " * 8)
+
+
+@functools.lru_cache(maxsize=16)
+def _mtime_field(mtime: int) -> tuple[bytes, int]:
+    # Every member of a backup has the same time: its field and sum are computed once.
+    field = _octal(mtime, 12)
+    return field, sum(field)
+
+
 def _header(name: bytes, prefix: bytes, size: int, mtime: int, typeflag: bytes) -> bytes:
-    block = b"".join(
-        (
-            name.ljust(_NAME_LEN, b"\x00"),
-            _MODE,
-            _ZERO_ID,
-            _ZERO_ID,
-            _octal(size, 12),
-            _octal(mtime, 12),
-            b" " * 8,
-            typeflag,
-            bytes(_NAME_LEN),
-            _MAGIC,
-            bytes(64),
-            _ZERO_ID,
-            _ZERO_ID,
-            prefix.ljust(_PREFIX_LEN, b"\x00"),
-            bytes(12),
-        )
+    size_field = _octal(size, 12)
+    mtime_field, mtime_sum = _mtime_field(mtime)
+    # The checksum is the sum of the header's bytes with its own field as
+    # spaces, written as six octal digits, NUL and space; zero padding adds nothing.
+    checksum = _FIXED_SUM + sum(name) + sum(prefix) + sum(size_field) + mtime_sum + typeflag[0]
+    return _USTAR.pack(
+        name,
+        _MODE,
+        _ZERO_ID,
+        _ZERO_ID,
+        size_field,
+        mtime_field,
+        b"%06o\x00 " % checksum,
+        typeflag,
+        b"",
+        _MAGIC,
+        b"",
+        b"",
+        _ZERO_ID,
+        _ZERO_ID,
+        prefix,
+        b"",
     )
-    # The checksum is computed with its own field as spaces, then written as
-    # six octal digits, NUL and space.
-    return b"%s%06o\x00 %s" % (block[:_CHECKSUM_OFFSET], sum(block), block[_CHECKSUM_OFFSET + 8 :])
 
 
 def _split_ustar(path: bytes) -> tuple[bytes, bytes] | None:

@@ -43,7 +43,7 @@ CRDS: Final = "customresourcedefinitions.apiextensions.k8s.io"
 # Types whose items are pulled in by the namespaced items that need them.
 _PULLED_IN: Final = frozenset({NAMESPACES, PERSISTENT_VOLUMES, CRDS})
 _QUEUE_PAGES: Final = 4
-_PARALLEL_TYPES: Final = 4
+_PARALLEL_TYPES: Final = 12
 _PAGE_SIZE: Final = 500
 
 
@@ -105,6 +105,7 @@ class Collector:
         self._outcome = CollectResult()
         self._needed: dict[str, set[str]] = {kind: set() for kind in _PULLED_IN}
         self._queue: asyncio.Queue[_Page | None] = asyncio.Queue(_QUEUE_PAGES)
+        self._namespace_decisions: dict[str, bool] = {}
 
     async def run(self, resources: Sequence[ApiResource]) -> CollectResult:
         """Back up every listable type of ``resources`` (one entry per type, at its chosen version)."""
@@ -189,7 +190,10 @@ class Collector:
         name = resource.group_resource
         if resource.namespaced:
             namespace = metadata.get("namespace") or ""
-            return self._scope.namespace_included(namespace) and self._scope.label_matches(labels)
+            included = self._namespace_decisions.get(namespace)
+            if included is None:
+                included = self._namespace_decisions[namespace] = self._scope.namespace_included(namespace)
+            return included and self._scope.label_matches(labels)
         item_name = metadata.get("name") or ""
         if name == NAMESPACES:
             if not self._scope.namespace_included(item_name):
@@ -201,15 +205,16 @@ class Collector:
             return self._scope.label_matches(labels) or item_name in self._needed.get(name, set())
         return item_name in self._needed.get(name, set())
 
-    def _note_needs(self, resource: ApiResource, item: dict[str, Any]) -> None:
-        metadata = item.get("metadata") or {}
-        namespace = metadata.get("namespace")
-        if namespace:
-            self._needed[NAMESPACES].add(namespace)
+    def _note_needs(self, page: _Page) -> None:
+        """The cluster-scoped items a page's items need: their namespaces, volumes and definition."""
+        resource = page.resource
+        self._needed[NAMESPACES].update(
+            namespace for item in page.items if (namespace := (item.get("metadata") or {}).get("namespace"))
+        )
         if resource.group_resource == PERSISTENT_VOLUME_CLAIMS:
-            volume = (item.get("spec") or {}).get("volumeName")
-            if volume:
-                self._needed[PERSISTENT_VOLUMES].add(volume)
+            self._needed[PERSISTENT_VOLUMES].update(
+                volume for item in page.items if (volume := (item.get("spec") or {}).get("volumeName"))
+            )
         elif resource.group:
             # A custom resource's definition is named <plural>.<group>; names
             # that match no definition (built-in types) simply find nothing.
@@ -217,8 +222,7 @@ class Collector:
 
     async def _consume(self) -> None:
         while (page := await self._queue.get()) is not None:
-            for item in page.items:
-                self._note_needs(page.resource, item)
+            self._note_needs(page)
             written = await asyncio.to_thread(self._write_page, page)
             self._outcome.items += written
             if written:
@@ -230,6 +234,7 @@ class Collector:
     def _write_page(self, page: _Page) -> int:
         resource = page.resource
         written = 0
+        logged: list[tuple[str | None, str]] = []
         for item in page.items:
             metadata = item.get("metadata") or {}
             namespace = metadata.get("namespace")
@@ -254,12 +259,8 @@ class Collector:
             if namespace:
                 self._outcome.namespaces.add(namespace)
             written += 1
-            self._log.info(
-                "Backed up item",
-                resource=resource.group_resource,
-                namespace=namespace,
-                name=metadata.get("name"),
-            )
+            logged.append((namespace, str(metadata.get("name"))))
+        self._log.items("Backed up item", resource.group_resource, logged)
         return written
 
 

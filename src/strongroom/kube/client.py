@@ -15,7 +15,6 @@ while the caller works on the current one.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -26,6 +25,7 @@ from typing import Any, Literal, Self
 from urllib.parse import quote
 
 import aiohttp
+import orjson
 import yaml
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.config import ConfigException, kube_config
@@ -350,7 +350,8 @@ class KubeClient:
     ) -> Any:
         data = await self._request(method, path, query=query, body=body, content_type=content_type)
         try:
-            return json.loads(data) if data else None
+            # orjson: a list page of 500 objects decodes several times faster than with json.
+            return orjson.loads(data) if data else None
         except ValueError as exc:
             raise KubeError(
                 f"{method} {path}: the API server answered with a body that is not JSON",

@@ -17,6 +17,7 @@ It deals in bytes and JSON documents; what a Backup means is the engine's.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -40,6 +41,7 @@ _log = logging.getLogger(__name__)
 
 CHECKSUM_ALGORITHM: Final = "sha256"
 _CHUNK: Final = 1 << 20
+_PARALLEL_UPLOADS: Final = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,9 +193,24 @@ class BackupCatalog:
                     digest = (digests or {}).get(key) or FileDigest.of_file(data)
                 else:
                     digest = FileDigest.of_bytes(data)
-                uploaded.append(key)
-                await self.store.put(key, data)
                 recorded[key[len(directory) :]] = digest
+            uploaded.extend(files)
+            # The files go up side by side (a dozen round trips cost more than the
+            # bytes); only the checksums and the metadata wait for all of them.
+            limit = asyncio.Semaphore(_PARALLEL_UPLOADS)
+
+            async def upload(key: str, data: bytes | Path) -> None:
+                async with limit:
+                    await self.store.put(key, data)
+
+            # Every upload settles before a failure is raised, so the clean-up below
+            # never races one still in flight.
+            outcomes = await asyncio.gather(
+                *(upload(key, data) for key, data in files.items()), return_exceptions=True
+            )
+            failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+            if failures:
+                raise failures[0]
             metadata_bytes = _encode(metadata)
             recorded["velero-backup.json"] = FileDigest.of_bytes(metadata_bytes)
             checksums = {

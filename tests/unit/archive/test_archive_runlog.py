@@ -46,3 +46,17 @@ def test_run_log_streams_gzip_lines_with_its_own_fields() -> None:
     ]
     assert log.counts == {"info": 1, "warning": 1}
     assert echoed == ["info", "warning"]
+
+
+def test_bulk_item_lines_read_exactly_as_single_ones() -> None:
+    single, bulk = io.BytesIO(), io.BytesIO()
+    one = RunLog(LogWriter(single), {"restore": "velero/r1"}, clock=lambda: WHEN)
+    many = RunLog(LogWriter(bulk), {"restore": "velero/r1"}, clock=lambda: WHEN)
+    refs = [("shop", "web"), (None, "pv-1"), ("shop", "a name")]
+    for namespace, name in refs:
+        one.info("Restored item", resource="configmaps", namespace=namespace, name=name)
+    many.items("Restored item", "configmaps", refs)
+    one.close()
+    many.close()
+    assert list(iter_log_lines(bulk.getvalue())) == list(iter_log_lines(single.getvalue()))
+    assert many.counts == one.counts == {"info": 3}
