@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Final
@@ -69,6 +70,8 @@ class RunLog:
         self.counts: dict[str, int] = {}
         self._second: datetime | None = None
         self._stamp = ""
+        # A backup logs from the event loop and from the thread writing its tarball.
+        self._lock = threading.Lock()
 
     def log(self, level: str, message: str, **fields: object) -> None:
         when = self._clock()
@@ -77,8 +80,9 @@ class RunLog:
         if second != self._second:
             self._second, self._stamp = second, _stamp(when)
         line = _format(self._stamp, level, message, {**self._fields, **fields})
-        self._writer.write_line(line)
-        self.counts[level] = self.counts.get(level, 0) + 1
+        with self._lock:
+            self._writer.write_line(line)
+            self.counts[level] = self.counts.get(level, 0) + 1
         if self._echo is not None:
             self._echo(level, line)
 
@@ -90,7 +94,7 @@ class RunLog:
         base = {**self._fields, "resource": resource}
         keys = sorted({*base, "namespace", "name"})
         head = f'time="{stamp}" level=info msg={_quote(message)}'
-        count = 0
+        lines = []
         for namespace, name in refs:
             values = {**base, "namespace": namespace, "name": name}
             parts = [head]
@@ -98,9 +102,11 @@ class RunLog:
                 value = values[key]
                 if value is not None and value != "":
                     parts.append(f"{key}={_quote(value if isinstance(value, str) else str(value))}")
-            self._writer.write_line(" ".join(parts))
-            count += 1
-        self.counts["info"] = self.counts.get("info", 0) + count
+            lines.append(" ".join(parts))
+        with self._lock:
+            for line in lines:
+                self._writer.write_line(line)
+            self.counts["info"] = self.counts.get("info", 0) + len(lines)
 
     def info(self, message: str, **fields: object) -> None:
         self.log("info", message, **fields)
@@ -112,4 +118,5 @@ class RunLog:
         self.log("error", message, **fields)
 
     def close(self) -> None:
-        self._writer.close()
+        with self._lock:
+            self._writer.close()

@@ -114,15 +114,22 @@ class Collector:
             resource for resource in types if resource.namespaced and self._scope.resource_included(resource)
         ]
         cluster = [resource for resource in types if not resource.namespaced]
-        consumer = asyncio.create_task(self._consume())
-        try:
+
+        async def produce() -> None:
             await self._produce_all(namespaced)
             # Cluster-scoped types come last: only now is it known which of
             # their items the namespaced ones need.
             await self._produce_all([resource for resource in cluster if self._cluster_type_wanted(resource)])
-        finally:
             await self._queue.put(None)
-            await consumer
+
+        # If either side fails (the tarball cannot be written, a bug), the
+        # other is cancelled rather than left waiting on the queue.
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._consume())
+                group.create_task(produce())
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None
         return self._outcome
 
     def _cluster_type_wanted(self, resource: ApiResource) -> bool:
@@ -157,11 +164,14 @@ class Collector:
                     limit=self._page_size,
                 ):
                     self._outcome.listed += len(page)
-                    kept = [item for item in page if self._keep(resource, item)]
+                    kept = _Page(resource, [item for item in page if self._keep(resource, item)])
+                    # Noted as soon as the items are kept: the cluster-scoped types
+                    # are listed once every namespaced page has passed here.
+                    self._note_needs(kept)
                     if ordered:
-                        held.extend(kept)
-                    elif kept:
-                        await self._queue.put(_Page(resource, kept))
+                        held.extend(kept.items)
+                    elif kept.items:
+                        await self._queue.put(kept)
         except StrongroomError as exc:
             message = f"error listing items of {name}: {exc.message}"
             self._results.errors.add_velero(message)
@@ -222,7 +232,6 @@ class Collector:
 
     async def _consume(self) -> None:
         while (page := await self._queue.get()) is not None:
-            self._note_needs(page)
             written = await asyncio.to_thread(self._write_page, page)
             self._outcome.items += written
             if written:

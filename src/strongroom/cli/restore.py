@@ -267,6 +267,8 @@ def create(
         if status.get("failureReason"):
             typer.echo(f"Failure reason: {status['failureReason']}")
 
+    if outcome.store_error:
+        typer.echo(f"warning: the restore's log and results were not stored: {outcome.store_error}", err=True)
     emit(stored, output, summary)
     if status.get("phase") == "PartiallyFailed":
         raise typer.Exit(EXIT_PARTIAL)

@@ -27,7 +27,7 @@ from typing import Any, Final
 from strongroom.archive import ArchiveError, BackupReader, Results, encode_resource_list, encode_results
 from strongroom.archive.runlog import RunLog
 from strongroom.archive.sidecars import LogWriter
-from strongroom.errors import StrongroomError, UsageError
+from strongroom.errors import StorageError, StrongroomError, UsageError
 from strongroom.kube import Discovery, KubeAlreadyExists, KubeClient, KubeError
 from strongroom.model.resources import ApiResource
 from strongroom.model.velero import format_timestamp
@@ -74,6 +74,8 @@ class RestoreOutcome:
     restore: dict[str, Any]
     results: Results
     dry_run: list[DryRunEntry] = field(default_factory=list)
+    # Why the log, results and record could not be stored in the location, if they could not.
+    store_error: str | None = None
 
     @property
     def phase(self) -> str:
@@ -167,15 +169,22 @@ class RestoreRunner:
                 resource_list = {
                     key: sorted(values) for key, values in sorted(counters.resource_list.items())
                 }
-                await self._catalog.store_restore(
-                    name,
-                    files={
-                        layout.restore_log(name): log_path.read_bytes(),
-                        layout.restore_results(name): encode_results(results),
-                        layout.restore_resource_list(name): encode_resource_list(resource_list),
-                    },
-                    record=manifest,
-                )
+                try:
+                    await self._catalog.store_restore(
+                        name,
+                        files={
+                            layout.restore_log(name): log_path.read_bytes(),
+                            layout.restore_results(name): encode_results(results),
+                            layout.restore_resource_list(name): encode_resource_list(resource_list),
+                        },
+                        record=manifest,
+                    )
+                except StorageError as exc:
+                    # The cluster holds the restore already; only its record is missing.
+                    _log.warning(
+                        "the log and results of restore %s could not be stored: %s", name, exc.message
+                    )
+                    return RestoreOutcome(manifest, results, entries, store_error=exc.message)
         return RestoreOutcome(manifest, results, entries)
 
     # --- reading the backup --------------------------------------------------

@@ -499,3 +499,15 @@ async def test_missing_kubeconfig_or_context_is_a_usage_error(tmp_path: Path) ->
     broken.write_text("clusters: [unclosed\n")
     with pytest.raises(KubeConfigError, match="cannot use the kubeconfig"):
         await KubeClient.from_kubeconfig(str(broken))
+
+
+def test_the_environment_proxy_is_settled_once_and_no_proxy_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    from strongroom.kube.client import _environment_proxy
+
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert _environment_proxy("https://api.example.com:6443") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    assert _environment_proxy("https://api.example.com:6443") == "http://proxy.internal:3128"
+    monkeypatch.setenv("NO_PROXY", ".example.com")
+    assert _environment_proxy("https://api.example.com:6443") is None
