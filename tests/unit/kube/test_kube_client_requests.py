@@ -501,7 +501,9 @@ async def test_missing_kubeconfig_or_context_is_a_usage_error(tmp_path: Path) ->
         await KubeClient.from_kubeconfig(str(broken))
 
 
-def test_the_environment_proxy_is_settled_once_and_no_proxy_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_environment_proxy_is_settled_once_and_no_proxy_is_honoured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from strongroom.kube.client import _environment_proxy
 
     for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
