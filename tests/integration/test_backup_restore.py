@@ -819,3 +819,25 @@ def test_an_unreachable_location_is_skipped_when_listing_every_location(
     assert [item["metadata"]["name"] for item in listed.json()["items"]] == ["seen-here"]
     assert "location 'gone' skipped" in listed.stderr
     assert cli("backup", "get", "--storage-location", "gone").code == 5
+
+
+def test_namespace_globs_and_restore_filters(cli: Cli, sandbox: Sandbox, app: tuple[str, str]) -> None:
+    namespace, group = app
+    sibling = f"{namespace}-copy"
+    sandbox.kubectl("create", "namespace", sibling)
+    sandbox.kubectl("create", "configmap", "sibling-config", "-n", sibling, "--from-literal=a=b")
+    cli.ok("backup", "create", "globbed", "--include-namespaces", f"{namespace}*", "--exclude-namespaces", sibling,
+           "--include-resources", "configmaps,secrets,crontabs")  # fmt: skip
+    names = tar_members(cli, "globbed")
+    assert any(f"/namespaces/{namespace}/web-config.json" in name for name in names)
+    assert not any(f"/namespaces/{sibling}/" in name for name in names)
+    assert any(f"crontabs.{group}/namespaces/{namespace}/nightly.json" in name for name in names)
+
+    delete_namespace(sandbox, namespace)
+    restored = cli.ok("restore", "create", "filtered", "--from-backup", "globbed", "--exclude-resources", "secrets",
+                      "--selector", "app=web", "-o", "json")  # fmt: skip
+    assert restored.json()["status"]["phase"] == "Completed", restored.stdout
+    assert get(sandbox, "configmap", "web-config", "-n", namespace) is not None
+    assert get(sandbox, "configmap", "db-config", "-n", namespace) is None  # app=db
+    assert get(sandbox, "secret", "db-credentials", "-n", namespace) is None  # excluded resource
+    assert get(sandbox, f"crontabs.{group}", "nightly", "-n", namespace) is not None  # app=web

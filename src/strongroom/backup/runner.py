@@ -103,6 +103,7 @@ class BackupRunner:
             "expiration": format_timestamp(started + ttl),
         }
         manifest["status"] = status
+        manifest["metadata"].setdefault("creationTimestamp", format_timestamp(started))
         _annotate(manifest, cluster_version)
         results = Results()
         with tempfile.TemporaryDirectory(prefix="strongroom-backup-", dir=self._workdir) as scratch:
