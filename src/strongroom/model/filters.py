@@ -78,6 +78,7 @@ __all__ = [
     "format_or_selector_flag",
     "glob_matches",
     "is_excluded_from_backup",
+    "non_restorable_errors",
     "old_and_new_resource_filters_mixed",
     "parse_or_selector_flag",
     "parse_selector_flag",
@@ -108,17 +109,24 @@ AUTO_EXCLUDED_CLUSTER_SCOPED_RESOURCES: Final = ("volumesnapshotcontents.snapsho
 
 # Resources a restore never creates, whatever the spec says (Velero's restore
 # controller appends them to spec.excludedResources).
-NON_RESTORABLE_RESOURCES: Final = (
-    "nodes",
-    "events",
+NON_RESTORABLE_RESOURCES: Final[tuple[str, ...]] = (
+    "nodes",  # belong to the cluster, not to an application
+    "events",  # history, not state
     "events.events.k8s.io",
-    "backups.velero.io",
-    "restores.velero.io",
-    "resticrepositories.velero.io",
-    "csinodes.storage.k8s.io",
-    "volumeattachments.storage.k8s.io",
-    "backuprepositories.velero.io",
+    "backups.velero.io",  # synced from object storage, never restored (velero#622)
+    "restores.velero.io",  # cluster-specific records (velero#622)
+    "resticrepositories.velero.io",  # recreated on demand (velero#1113)
+    "csinodes.storage.k8s.io",  # describe nodes of the source cluster (velero#4823)
+    "volumeattachments.storage.k8s.io",  # record mounts on nodes of the source cluster (velero#4823)
+    "backuprepositories.velero.io",  # the renamed restic repositories
 )
+
+
+def non_restorable_errors(included_resources: Iterable[str] | None) -> list[str]:
+    """Velero's validation errors for a restore that asks to include a non-restorable resource."""
+    included = set(included_resources or ())
+    return [f"{name} are non-restorable resources" for name in NON_RESTORABLE_RESOURCES if name in included]
+
 
 _BACKUP_VERBS: Final = frozenset({"list", "create", "get", "delete"})
 
@@ -1151,10 +1159,7 @@ def validate_restore_spec(spec: RestoreSpec) -> list[str]:
     the controller's.
     """
     errors: list[str] = []
-    included = set(spec.included_resources or ())
-    errors.extend(
-        f"{name} are non-restorable resources" for name in NON_RESTORABLE_RESOURCES if name in included
-    )
+    errors.extend(non_restorable_errors(spec.included_resources))
     excluded = list(spec.excluded_resources or ())
     excluded.extend(name for name in NON_RESTORABLE_RESOURCES if name not in excluded)
     errors.extend(

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from strongroom.model.filters import validate_includes_excludes
 from strongroom.restore._match import GlobFilter
 from strongroom.restore.actions import (
     PVCS,
@@ -235,31 +236,16 @@ class RestoreOptions:
         return status_filter.matches(group_resource)
 
 
-def _list_errors(includes: Collection[str], excludes: Collection[str]) -> list[str]:
-    errors: list[str] = []
-    include_set, exclude_set = set(includes), set(excludes)
-    if len(include_set) > 1 and "*" in include_set:
-        errors.append("includes list must either contain '*' only, or a non-empty list of items")
-    if "*" in exclude_set:
-        errors.append("excludes list cannot contain '*'")
-    errors.extend(
-        f"excludes list cannot contain an item in the includes list: {item}"
-        for item in sorted(exclude_set)
-        if item in include_set
-    )
-    return errors
-
-
 def validate_options(options: RestoreOptions) -> list[str]:
     """Velero's restore validation errors for these options (empty when valid), in Velero's wording."""
     errors = non_restorable_errors(options.included_resources)
     errors += [
         f"Invalid included/excluded resource lists: {error}"
-        for error in _list_errors(options.included_resources, options.excluded_resources)
+        for error in validate_includes_excludes(options.included_resources, options.excluded_resources)
     ]
     errors += [
         f"Invalid included/excluded namespace lists: {error}"
-        for error in _list_errors(options.included_namespaces, options.excluded_namespaces)
+        for error in validate_includes_excludes(options.included_namespaces, options.excluded_namespaces)
     ]
     policy = options.existing_resource_policy
     if policy is not None and policy not in ("none", "update"):

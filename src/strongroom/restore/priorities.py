@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from strongroom.errors import UsageError
+from strongroom.model.filters import NON_RESTORABLE_RESOURCES, non_restorable_errors
 from strongroom.model.resources import ApiResource
 
 __all__ = [
@@ -110,18 +111,7 @@ DEFAULT_RESTORE_PRIORITIES: Final = Priorities(
     ),
 )
 
-# Velero's nonRestorableResources, in its order (validation messages follow it).
-NON_RESTORABLE_RESOURCES: Final[tuple[str, ...]] = (
-    "nodes",  # belong to the cluster, not to an application
-    "events",  # history, not state
-    "events.events.k8s.io",
-    "backups.velero.io",  # synced from object storage, never restored (velero#622)
-    "restores.velero.io",  # cluster-specific records (velero#622)
-    "resticrepositories.velero.io",  # recreated on demand (velero#1113)
-    "csinodes.storage.k8s.io",  # describe nodes of the source cluster (velero#4823)
-    "volumeattachments.storage.k8s.io",  # record mounts on nodes of the source cluster (velero#4823)
-    "backuprepositories.velero.io",  # the renamed restic repositories
-)
+# Velero's nonRestorableResources (listed once, in strongroom.model.filters) as a set.
 NEVER_RESTORE: Final = frozenset(NON_RESTORABLE_RESOURCES)
 
 # Velero's default entries that are not fully qualified, resolved the way
@@ -249,13 +239,3 @@ def order_resources(
             low.append(target)
     middle = sorted(gr for gr in present if gr not in placed)
     return high + middle + low
-
-
-def non_restorable_errors(included_resources: Iterable[str]) -> list[str]:
-    """Velero's validation errors for a restore that asks to include a non-restorable resource."""
-    included = set(included_resources)
-    return [
-        f"{resource} are non-restorable resources"
-        for resource in NON_RESTORABLE_RESOURCES
-        if resource in included
-    ]
