@@ -41,9 +41,11 @@ from strongroom.cli.common import (
     catalogs,
     confirm,
     emit,
+    exit_for_phase,
     kube_client,
     open_catalog,
     parse_bool_flag,
+    print_problems,
     print_table,
     registry,
     require_writable,
@@ -54,7 +56,6 @@ from strongroom.cli.common import (
 from strongroom.cli.render import describe_backup, print_backups
 from strongroom.errors import (
     EXIT_FAILURE,
-    EXIT_PARTIAL,
     ConflictError,
     NotFoundError,
     ObjectNotFound,
@@ -190,21 +191,14 @@ def create(
     def summary() -> None:
         progress = status.get("progress") or {}
         typer.echo(f'Backup "{name}" {status.get("phase")}: {progress.get("itemsBackedUp", 0)} items')
-        if status.get("errors") or status.get("warnings"):
-            typer.echo(f"Errors: {status.get('errors', 0)}  Warnings: {status.get('warnings', 0)}")
-            typer.echo(
-                f"Run `strongroom backup describe {name} --details` and `strongroom backup logs {name}` for details."
-            )
-        if status.get("failureReason"):
-            typer.echo(f"Failure reason: {status['failureReason']}")
+        print_problems(
+            status, f"`strongroom backup describe {name} --details` and `strongroom backup logs {name}`"
+        )
         if outcome.stored:
             typer.echo(f"Stored in location {location.name!r}.")
 
     emit(stored, output, summary)
-    if status.get("phase") == "PartiallyFailed":
-        raise typer.Exit(EXIT_PARTIAL)
-    if status.get("phase") != "Completed":
-        raise typer.Exit(EXIT_FAILURE)
+    exit_for_phase(status.get("phase"))
 
 
 @backup_app.command()

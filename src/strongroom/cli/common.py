@@ -12,7 +12,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -30,7 +30,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from strongroom.errors import NotFoundError, StorageError, UsageError
+from strongroom.errors import EXIT_FAILURE, EXIT_PARTIAL, NotFoundError, StorageError, UsageError
 from strongroom.kube import KubeClient
 from strongroom.locations import Location, LocationRegistry, open_location
 from strongroom.storage import validate_top_level
@@ -174,6 +174,23 @@ def require_writable(location: Location) -> None:
             f"backup storage location {location.name!r} is ReadOnly",
             hint=f"make it writable with `strongroom backup-location set {location.name} --access-mode ReadWrite`",
         )
+
+
+def print_problems(status: Mapping[str, Any], details: str) -> None:
+    """The errors, warnings and failure reason of a finished backup or restore, and where to read more."""
+    if status.get("errors") or status.get("warnings"):
+        typer.echo(f"Errors: {status.get('errors', 0)}  Warnings: {status.get('warnings', 0)}")
+        typer.echo(f"Run {details} for details.")
+    if status.get("failureReason"):
+        typer.echo(f"Failure reason: {status['failureReason']}")
+
+
+def exit_for_phase(phase: object) -> None:
+    """The stable exit code of a run's phase: Completed 0, PartiallyFailed 6, anything else 1."""
+    if phase == "PartiallyFailed":
+        raise typer.Exit(EXIT_PARTIAL)
+    if phase != "Completed":
+        raise typer.Exit(EXIT_FAILURE)
 
 
 def confirm(question: str) -> None:

@@ -26,8 +26,10 @@ from strongroom.cli.common import (
     SearchLocationOption,
     catalogs,
     emit,
+    exit_for_phase,
     kube_client,
     parse_bool_flag,
+    print_problems,
     print_table,
     run,
     search,
@@ -35,8 +37,6 @@ from strongroom.cli.common import (
 )
 from strongroom.cli.render import describe_restore, print_restores
 from strongroom.errors import (
-    EXIT_FAILURE,
-    EXIT_PARTIAL,
     ConflictError,
     NotFoundError,
     ObjectNotFound,
@@ -249,10 +249,7 @@ def create(
             typer.echo(f"\nDry run of restore from backup {backup_name!r}: nothing was changed.")
 
         emit(document, output, dry_table)
-        if status.get("phase") == "PartiallyFailed":
-            raise typer.Exit(EXIT_PARTIAL)
-        if status.get("phase") == "Failed":
-            raise typer.Exit(EXIT_FAILURE)
+        exit_for_phase(status.get("phase"))
         return
 
     def summary() -> None:
@@ -261,19 +258,12 @@ def create(
             f'Restore "{restore_name}" from backup "{backup_name}" {status.get("phase")}: '
             f"{progress.get('itemsRestored', 0)} of {progress.get('totalItems', 0)} items restored"
         )
-        if status.get("errors") or status.get("warnings"):
-            typer.echo(f"Errors: {status.get('errors', 0)}  Warnings: {status.get('warnings', 0)}")
-            typer.echo(f"Run `strongroom restore describe {restore_name} --details` for details.")
-        if status.get("failureReason"):
-            typer.echo(f"Failure reason: {status['failureReason']}")
+        print_problems(status, f"`strongroom restore describe {restore_name} --details`")
 
     if outcome.store_error:
         typer.echo(f"warning: the restore's log and results were not stored: {outcome.store_error}", err=True)
     emit(stored, output, summary)
-    if status.get("phase") == "PartiallyFailed":
-        raise typer.Exit(EXIT_PARTIAL)
-    if status.get("phase") != "Completed":
-        raise typer.Exit(EXIT_FAILURE)
+    exit_for_phase(status.get("phase"))
 
 
 @restore_app.command()
