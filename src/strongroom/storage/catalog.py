@@ -126,15 +126,7 @@ class BackupCatalog:
 
     async def read_backup_metadata(self, name: str) -> dict[str, Any]:
         """The Backup object stored as ``velero-backup.json``; NotFoundError when there is none."""
-        key = self.layout.backup_metadata(name)
-        try:
-            data = await self.store.get(key)
-        except ObjectNotFound as exc:
-            raise NotFoundError(
-                f"backup {name!r} not found in {self.location}",
-                hint="list the backups with `strongroom backup get`",
-            ) from exc
-        return _json_object(data, key)
+        return await self._read_document(self.layout.backup_metadata(name), "backup", name)
 
     async def read_file(self, key: str) -> bytes:
         return await self.store.get(key)
@@ -321,13 +313,16 @@ class BackupCatalog:
         return await self.store.exists(self.layout.restore_record(name))
 
     async def read_restore_record(self, name: str) -> dict[str, Any]:
-        key = self.layout.restore_record(name)
+        """The Restore object a local-mode restore stored; NotFoundError when there is none."""
+        return await self._read_document(self.layout.restore_record(name), "restore", name)
+
+    async def _read_document(self, key: str, what: str, name: str) -> dict[str, Any]:
         try:
             data = await self.store.get(key)
         except ObjectNotFound as exc:
             raise NotFoundError(
-                f"restore {name!r} not found in {self.location}",
-                hint="list the restores with `strongroom restore get`",
+                f"{what} {name!r} not found in {self.location}",
+                hint=f"list the {what}s with `strongroom {what} get`",
             ) from exc
         return _json_object(data, key)
 
