@@ -25,8 +25,7 @@ from strongroom.model.filters import (
     ResourceCatalog,
     backup_namespace_filter,
     backup_resource_filter,
-    parse_or_selector_flag,
-    parse_selector_flag,
+    selector_flags_to_spec,
     validate_backup_spec,
 )
 from strongroom.model.resources import ApiResource
@@ -114,15 +113,7 @@ def build_backup(flags: BackupFlags, location: str) -> tuple[dict[str, Any], tim
     try:
         if flags.include_cluster_resources is not None:
             spec["includeClusterResources"] = flags.include_cluster_resources
-        if flags.selector:
-            spec["labelSelector"] = parse_selector_flag(flags.selector).model_dump(
-                by_alias=True, exclude_none=True
-            )
-        if flags.or_selector:
-            spec["orLabelSelectors"] = [
-                selector.model_dump(by_alias=True, exclude_none=True)
-                for selector in parse_or_selector_flag(flags.or_selector)
-            ]
+        spec.update(selector_flags_to_spec(flags.selector, flags.or_selector))
         ordered = parse_ordered_resources(flags.ordered_resources)
         if ordered:
             spec["orderedResources"] = ordered

@@ -33,7 +33,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from strongroom.errors import UsageError
 from strongroom.model import labels as velero_labels
@@ -84,6 +84,7 @@ __all__ = [
     "parse_selector_flag",
     "resolve_resources",
     "restore_filter",
+    "selector_flags_to_spec",
     "should_expand_wildcards",
     "uses_old_resource_filters",
     "validate_backup_spec",
@@ -1081,6 +1082,19 @@ def parse_selector_flag(text: str) -> LabelSelectorSpec:
 def parse_or_selector_flag(text: str) -> list[LabelSelectorSpec]:
     """Parse the CLI's ``--or-selector`` (``"app=web or tier in (db,cache)"``); Velero splits on ``" or "``."""
     return [parse_selector_flag(part) for part in text.split(" or ")]
+
+
+def selector_flags_to_spec(selector: str | None, or_selector: str | None) -> dict[str, Any]:
+    """``labelSelector``/``orLabelSelectors`` spec fields from the CLI's ``--selector``/``--or-selector``."""
+    fields: dict[str, Any] = {}
+    if selector:
+        fields["labelSelector"] = parse_selector_flag(selector).model_dump(by_alias=True, exclude_none=True)
+    if or_selector:
+        fields["orLabelSelectors"] = [
+            parsed.model_dump(by_alias=True, exclude_none=True)
+            for parsed in parse_or_selector_flag(or_selector)
+        ]
+    return fields
 
 
 def format_label_selector(selector: LabelSelectorSpec | None) -> str:

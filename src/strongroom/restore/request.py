@@ -19,9 +19,8 @@ from strongroom.kube import KubeClient
 from strongroom.model.filters import (
     LabelFilter,
     ResourceCatalog,
-    parse_or_selector_flag,
-    parse_selector_flag,
     restore_filter,
+    selector_flags_to_spec,
     validate_restore_spec,
 )
 from strongroom.model.velero import Restore
@@ -108,15 +107,7 @@ def build_restore(flags: RestoreFlags, now: datetime) -> dict[str, Any]:
         ):
             if value is not None:
                 spec[key] = value
-        if flags.selector:
-            spec["labelSelector"] = parse_selector_flag(flags.selector).model_dump(
-                by_alias=True, exclude_none=True
-            )
-        if flags.or_selector:
-            spec["orLabelSelectors"] = [
-                selector.model_dump(by_alias=True, exclude_none=True)
-                for selector in parse_or_selector_flag(flags.or_selector)
-            ]
+        spec.update(selector_flags_to_spec(flags.selector, flags.or_selector))
     except (UsageError, ValueError) as exc:
         problems.append(exc.message if isinstance(exc, UsageError) else str(exc))
     if flags.existing_resource_policy is not None:
