@@ -298,8 +298,9 @@ async def library_restore(kube: KubeClient, catalog: BackupCatalog, backup: str)
     restore = build_restore(RestoreFlags(name=f"{backup}-restore", from_backup=backup), datetime.now(UTC))
     restorer = RestoreRunner(kube, catalog)
     await restorer.check_backup(backup)
-    options = await restore_options(kube, restore, await backup_namespaces(catalog, backup))
-    return await restorer.run(restore, options)
+    discovery = await kube.discover()
+    options = restore_options(discovery, restore, await backup_namespaces(catalog, backup))
+    return await restorer.run(restore, options, discovery=discovery)
 
 
 async def delete_namespace(api: Api) -> None:

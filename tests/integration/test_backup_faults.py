@@ -49,8 +49,9 @@ async def back_up(sandbox: Sandbox, catalog: BackupCatalog, name: str, namespace
 async def restore(sandbox: Sandbox, catalog: BackupCatalog, name: str, backup: str) -> RestoreOutcome:
     manifest = build_restore(RestoreFlags(name=name, from_backup=backup), datetime.now(UTC))
     async with await KubeClient.from_kubeconfig(sandbox.kubeconfig) as kube:
-        options = await restore_options(kube, manifest, [])
-        return await RestoreRunner(kube, catalog).run(manifest, options)
+        discovery = await kube.discover()
+        options = restore_options(discovery, manifest, [])
+        return await RestoreRunner(kube, catalog).run(manifest, options, discovery=discovery)
 
 
 async def check_stored(healthy: BackupCatalog, name: str, outcome: BackupOutcome) -> str:

@@ -188,8 +188,9 @@ def create(
         async with kube_client(kubeconfig, kubecontext) as kube:
             await RestoreRunner(kube, catalog).check_backup(backup_name)
             warnings: list[str] = []
-            options = await restore_options(
-                kube, restore, await _backup_namespaces(catalog, backup_name), warnings
+            discovery = await kube.discover()
+            options = restore_options(
+                discovery, restore, await _backup_namespaces(catalog, backup_name), warnings
             )
             for warning in warnings:
                 typer.echo(f"warning: {warning}", err=True)
@@ -200,7 +201,9 @@ def create(
                         f"note: location {location.name!r} is ReadOnly: this restore's log and results are not stored there",
                         err=True,
                     )
-                return await runner.run(restore, options, dry_run=dry_run, store=not location.read_only)
+                return await runner.run(
+                    restore, options, dry_run=dry_run, store=not location.read_only, discovery=discovery
+                )
 
     outcome = run(go())
     stored = outcome.restore

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from strongroom.errors import UsageError
-from strongroom.kube import KubeClient
+from strongroom.kube import Discovery
 from strongroom.model.filters import (
     LabelFilter,
     ResourceCatalog,
@@ -132,20 +132,19 @@ def build_restore(flags: RestoreFlags, now: datetime) -> dict[str, Any]:
     return manifest
 
 
-async def restore_options(
-    kube: KubeClient,
+def restore_options(
+    discovery: Discovery,
     manifest: dict[str, Any],
     backup_namespaces: list[str],
     warnings: list[str] | None = None,
 ) -> RestoreOptions:
-    """The planner's options for a Restore, resolved against the target cluster.
+    """The planner's options for a Restore, resolved against the target cluster's discovery.
 
     Resource names that match no type of the cluster are added to ``warnings``
     (and ignored), as a backup does.
     """
     restore = Restore.from_manifest(manifest)
     spec = restore.spec
-    discovery = await kube.discover()
     catalog = ResourceCatalog(discovery.resources)
     chosen = restore_filter(spec, catalog, backup_namespaces)
     if warnings is not None:

@@ -124,9 +124,18 @@ class RestoreRunner:
         return backup
 
     async def run(
-        self, restore: dict[str, Any], options: RestoreOptions, *, dry_run: bool = False, store: bool = True
+        self,
+        restore: dict[str, Any],
+        options: RestoreOptions,
+        *,
+        dry_run: bool = False,
+        store: bool = True,
+        discovery: Discovery | None = None,
     ) -> RestoreOutcome:
-        """Restore; ``store`` False keeps the log and results out of the location (a ReadOnly one)."""
+        """Restore; ``store`` False keeps the log and results out of the location (a ReadOnly one).
+
+        ``discovery`` is the cluster's, when the caller already read it to resolve the options.
+        """
         manifest = copy.deepcopy(restore)
         name = manifest["metadata"]["name"]
         namespace = manifest["metadata"].get("namespace", "velero")
@@ -145,7 +154,8 @@ class RestoreRunner:
                 try:
                     await self.check_backup(backup_name)
                     spool = await self._fetch_and_spool(backup_name, scratch, options, run_log)
-                    discovery = await self._kube.discover()
+                    if discovery is None:
+                        discovery = await self._kube.discover()
                     await self._apply(spool, discovery, options, results, counters, run_log, entries, dry_run)
                     status["phase"] = "PartiallyFailed" if not results.errors.is_empty() else "Completed"
                 except StrongroomError as exc:
