@@ -153,7 +153,7 @@ class RestoreRunner:
                 run_log = RunLog(LogWriter(log_file), {"restore": f"{namespace}/{name}"}, clock=self._clock)
                 try:
                     await self.check_backup(backup_name)
-                    spool = await self._fetch_and_spool(backup_name, scratch, options, run_log)
+                    spool = await self._fetch_and_spool(backup_name, scratch, run_log)
                     if discovery is None:
                         discovery = await self._kube.discover()
                     await self._apply(spool, discovery, options, results, counters, run_log, entries, dry_run)
@@ -199,9 +199,7 @@ class RestoreRunner:
 
     # --- reading the backup --------------------------------------------------
 
-    async def _fetch_and_spool(
-        self, backup_name: str, scratch: Path, options: RestoreOptions, run_log: RunLog
-    ) -> dict[str, Path]:
+    async def _fetch_and_spool(self, backup_name: str, scratch: Path, run_log: RunLog) -> dict[str, Path]:
         """Download and verify the tarball, then split its items into one file per resource."""
         layout = self._catalog.layout
         tarball = scratch / "backup.tar.gz"
