@@ -342,25 +342,32 @@ def verify(
 
     async def go() -> dict[str, Any]:
         _, catalog, _ = await _find(name, storage_location)
-        report = await catalog.verify_backup(name)
-        document = report.to_json()
-        tarball_name = catalog.layout.backup_contents(name)[len(catalog.layout.backup_dir(name)) :]
-        if tarball_name in report.checked or not report.has_checksums:
-            with tempfile.TemporaryDirectory(prefix="strongroom-verify-") as scratch:
-                path = Path(scratch) / "backup.tar.gz"
-                try:
-                    await catalog.download(catalog.layout.backup_contents(name), path)
-                    with path.open("rb") as handle:
-                        summary = BackupReader(handle).verify()
-                    document["tarball"] = {
-                        "ok": True,
-                        "items": summary.item_entries,
-                        "formatVersion": str(summary.format_version),
-                    }
-                except ObjectNotFound:
+        tarball_key = catalog.layout.backup_contents(name)
+        tarball_name = tarball_key[len(catalog.layout.backup_dir(name)) :]
+        with tempfile.TemporaryDirectory(prefix="strongroom-verify-") as scratch:
+            # The tarball is read once: its digest serves the checksum check and
+            # the file the format check.
+            path = Path(scratch) / "backup.tar.gz"
+            try:
+                known = {tarball_name: await catalog.download(tarball_key, path)}
+            except ObjectNotFound:
+                known = {}
+            report = await catalog.verify_backup(name, known=known)
+            document = report.to_json()
+            if tarball_name in report.checked or not report.has_checksums:
+                if not known:
                     document["tarball"] = {"ok": False, "error": "the tarball is missing"}
-                except ArchiveError as exc:
-                    document["tarball"] = {"ok": False, "error": exc.message}
+                else:
+                    try:
+                        with path.open("rb") as handle:
+                            summary = BackupReader(handle).verify()
+                        document["tarball"] = {
+                            "ok": True,
+                            "items": summary.item_entries,
+                            "formatVersion": str(summary.format_version),
+                        }
+                    except ArchiveError as exc:
+                        document["tarball"] = {"ok": False, "error": exc.message}
         document["ok"] = bool(document["ok"] or not report.has_checksums) and document.get("tarball", {}).get(
             "ok", report.ok
         )

@@ -240,8 +240,14 @@ class BackupCatalog:
         removed += await self.store.delete_prefix(directory)
         return removed
 
-    async def verify_backup(self, name: str) -> VerifyReport:
-        """Re-read every file of a backup and compare it with the recorded checksums."""
+    async def verify_backup(
+        self, name: str, *, known: Mapping[str, FileDigest] | None = None
+    ) -> VerifyReport:
+        """Re-read every file of a backup and compare it with the recorded checksums.
+
+        ``known`` holds digests the caller already computed while reading files
+        itself (by name within the backup's directory); those are not read again.
+        """
         await self.read_backup_metadata(name)
         report = VerifyReport(name)
         directory = self.layout.backup_dir(name)
@@ -255,7 +261,7 @@ class BackupCatalog:
             if file_name not in present:
                 report.missing.append(file_name)
                 continue
-            actual = await self._digest(directory + file_name)
+            actual = (known or {}).get(file_name) or await self._digest(directory + file_name)
             if actual is None:
                 report.missing.append(file_name)
             elif actual != expected:
