@@ -26,8 +26,6 @@ from strongroom.archive import (
     decode_results,
     iter_log_lines,
 )
-from strongroom.backup.request import BackupFlags, build_backup, plan_backup
-from strongroom.backup.runner import BackupRunner
 from strongroom.cli.common import (
     DEFAULT_NAMESPACE,
     ContextOption,
@@ -148,6 +146,11 @@ def create(
     output: OutputOption = Output.table,
 ) -> None:
     """Back up the cluster's resources to a backup storage location."""
+    # The engine (and the Kubernetes client under it) is imported by the commands
+    # that talk to a cluster only: listing or describing backups starts faster.
+    from strongroom.backup.request import BackupFlags, build_backup, plan_backup
+    from strongroom.backup.runner import BackupRunner
+
     del wait  # a local-mode backup runs in this process and always finishes before the command returns
     flags = BackupFlags(
         name=name,

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from contextlib import asynccontextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 import yaml
@@ -31,10 +31,12 @@ from rich.progress import (
 )
 
 from strongroom.errors import EXIT_FAILURE, EXIT_PARTIAL, NotFoundError, StorageError, UsageError
-from strongroom.kube import KubeClient
 from strongroom.locations import Location, LocationRegistry, open_location
 from strongroom.storage import validate_top_level
 from strongroom.storage.catalog import BackupCatalog
+
+if TYPE_CHECKING:
+    from strongroom.kube import KubeClient
 
 T = TypeVar("T")
 
@@ -98,6 +100,8 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 @asynccontextmanager
 async def kube_client(kubeconfig: str | None, context: str | None) -> AsyncIterator[KubeClient]:
+    from strongroom.kube import KubeClient  # the Kubernetes client is loaded only by commands that use it
+
     client = await KubeClient.from_kubeconfig(kubeconfig, context)
     try:
         yield client

@@ -44,8 +44,6 @@ from strongroom.errors import (
 )
 from strongroom.locations import Location
 from strongroom.restore.priorities import DEFAULT_RESTORE_PRIORITIES, parse_priorities
-from strongroom.restore.request import RestoreFlags, build_restore, restore_options
-from strongroom.restore.runner import RestoreRunner
 from strongroom.storage.catalog import BackupCatalog
 
 restore_app = typer.Typer(help="Restore backups into the cluster.", no_args_is_help=True)
@@ -154,6 +152,10 @@ def create(
     output: OutputOption = Output.table,
 ) -> None:
     """Restore a backup into the cluster."""
+    # Imported here, as in `backup create`: only this command needs the engine.
+    from strongroom.restore.request import RestoreFlags, build_restore, restore_options
+    from strongroom.restore.runner import RestoreRunner
+
     del wait  # a local-mode restore runs in this process and always finishes before the command returns
     flags = RestoreFlags(
         name=name,
