@@ -20,7 +20,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -30,7 +30,7 @@ import aiohttp
 import orjson
 import yaml
 from kubernetes_asyncio.client import ApiClient, Configuration
-from kubernetes_asyncio.config import ConfigException, kube_config
+from kubernetes_asyncio.config import ConfigException, incluster_config, kube_config
 
 from strongroom import __version__
 from strongroom.kube.discovery import Discovery, resources_from_list
@@ -49,6 +49,7 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "POOL_SIZE",
     "REQUEST_TIMEOUT",
+    "ConnectionSettings",
     "JsonObject",
     "KubeClient",
     "PatchType",
@@ -140,6 +141,26 @@ def _kubeconfig_files(location: str) -> list[Path]:
     return [
         Path(part).expanduser() for part in location.split(kube_config.ENV_KUBECONFIG_PATH_SEPARATOR) if part
     ]
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """How this client reaches its API server, for a library that opens its own connections.
+
+    The operator runtime watches with a client of its own; it is handed these
+    rather than reading the kubeconfig a second time (and possibly another way).
+    """
+
+    server: str
+    ca_file: str | None = None
+    insecure: bool = False
+    token: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    default_namespace: str | None = None
+
+    def __repr__(self) -> str:
+        return f"ConnectionSettings(server={self.server!r}, token={'<set>' if self.token else None})"
 
 
 class KubeClient:
@@ -237,6 +258,60 @@ class KubeClient:
             context=context_name if isinstance(context_name, str) else context,
             namespace=namespace if isinstance(namespace, str) else None,
             timeout=timeout,
+        )
+
+    @classmethod
+    async def in_cluster(cls, *, timeout: aiohttp.ClientTimeout | None = None) -> KubeClient:
+        """A client with the pod's service account, as a server running in the cluster uses."""
+        configuration = Configuration()
+        try:
+            incluster_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except ConfigException as exc:
+            raise KubeConfigError(
+                f"not running in a cluster: {exc}",
+                reason="NotInCluster",
+                hint="pass --kubeconfig to run outside the cluster",
+            ) from exc
+        configuration.connection_pool_maxsize = max(POOL_SIZE, configuration.connection_pool_maxsize or 0)
+        api = ApiClient(configuration)
+        api.user_agent = f"strongroom/{__version__}"
+        namespace_file = Path(incluster_config.SERVICE_TOKEN_FILENAME).with_name("namespace")
+        namespace = namespace_file.read_text().strip() if namespace_file.is_file() else None
+        return cls(api, namespace=namespace or None, timeout=timeout)
+
+    @classmethod
+    async def connect(
+        cls,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        *,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> KubeClient:
+        """The kubeconfig's client when one is named or present, else the pod's service account."""
+        location = kubeconfig if kubeconfig is not None else kube_config.KUBE_CONFIG_DEFAULT_LOCATION
+        in_pod = Path(incluster_config.SERVICE_TOKEN_FILENAME).is_file()
+        if kubeconfig is None and in_pod and not any(f.is_file() for f in _kubeconfig_files(location)):
+            return await cls.in_cluster(timeout=timeout)
+        return await cls.from_kubeconfig(kubeconfig, context, timeout=timeout)
+
+    async def connection_settings(self) -> ConnectionSettings:
+        """The server, trust and credentials this client uses now (a fresh token if it expires)."""
+        config = self._api.configuration
+        refresh: Any = config.refresh_api_key_hook
+        if refresh is not None:
+            hook = refresh(config)
+            if asyncio.iscoroutine(hook):
+                await hook
+        bearer = (config.api_key or {}).get("BearerToken") or (config.api_key or {}).get("authorization")
+        token = str(bearer).removeprefix("Bearer ").strip() if bearer else None
+        return ConnectionSettings(
+            server=config.host or "",
+            ca_file=config.ssl_ca_cert or None,
+            insecure=not config.verify_ssl,
+            token=token or None,
+            cert_file=config.cert_file or None,
+            key_file=config.key_file or None,
+            default_namespace=self._namespace,
         )
 
     @property

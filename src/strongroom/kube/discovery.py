@@ -44,9 +44,19 @@ def version_priority(version: str) -> tuple[int, int, int, int, str]:
 def resources_from_list(
     document: Mapping[str, Any], group: str, version: str, *, preferred: bool
 ) -> list[ApiResource]:
-    """The resources of one ``APIResourceList`` (``/api/v1``, ``/apis/apps/v1``), subresources left out."""
+    """The resources of one ``APIResourceList`` (``/api/v1``, ``/apis/apps/v1``).
+
+    Subresources (``backups/status``) are not resources of their own; each is
+    noted on its parent's ``subresources``.
+    """
     found: list[ApiResource] = []
-    for entry in document.get("resources") or ():
+    entries = document.get("resources") or ()
+    subresources: dict[str, set[str]] = {}
+    for entry in entries:
+        parent, slash, sub = (entry.get("name") or "").partition("/")
+        if slash and sub:
+            subresources.setdefault(parent, set()).add(sub)
+    for entry in entries:
         name = entry.get("name", "")
         if not name or "/" in name:
             continue
@@ -62,6 +72,7 @@ def resources_from_list(
                 verbs=frozenset(entry.get("verbs") or ()),
                 categories=tuple(entry.get("categories") or ()),
                 preferred=preferred,
+                subresources=frozenset(subresources.get(name, ())),
             )
         )
     return found

@@ -25,6 +25,9 @@ class ApiResource:
     verbs: frozenset[str] = field(default_factory=frozenset)
     categories: tuple[str, ...] = ()
     preferred: bool = True
+    # Subresources served beside the resource ("status", "scale"): where a
+    # controller must write its status.
+    subresources: frozenset[str] = frozenset()
 
     @property
     def group_resource(self) -> str:

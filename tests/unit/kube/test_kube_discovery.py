@@ -203,7 +203,7 @@ def core_list() -> dict[str, Any]:
     }
 
 
-def test_resource_list_entries_become_resources_without_subresources(core_list: dict[str, Any]) -> None:
+def test_resource_list_entries_become_resources_noting_their_subresources(core_list: dict[str, Any]) -> None:
     found = resources_from_list(core_list, "", "v1", preferred=True)
 
     assert found == [
@@ -218,6 +218,7 @@ def test_resource_list_entries_become_resources_without_subresources(core_list: 
             verbs=frozenset({"create", "delete", "get", "list"}),
             categories=("all",),
             preferred=True,
+            subresources=frozenset({"log", "status"}),
         ),
         ApiResource(
             group="",
