@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
+import aiohttp
 import pytest
 from tests.integration.s3server import (
     ACCESS_KEY_ID,
@@ -417,3 +418,18 @@ def test_every_other_plan_lets_each_retry_pass() -> None:
         PASS,
         SLOWDOWN,
     ]
+
+
+@run_async
+async def test_a_download_url_reads_the_object_without_credentials(moto: MotoServer) -> None:
+    store = open_s3(moto.endpoint, new_bucket(moto), "velero/cluster-a")
+    await store.put("backups/b1/b1-logs.gz", b"log lines")
+
+    url = await store.download_url("backups/b1/b1-logs.gz", timedelta(minutes=10))
+
+    assert "velero/cluster-a/backups/b1/b1-logs.gz" in url
+    assert "X-Amz-Signature=" in url
+    assert SECRET_ACCESS_KEY not in url
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200
+        assert await response.read() == b"log lines"

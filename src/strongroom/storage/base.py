@@ -20,7 +20,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeAlias
 
 from strongroom.errors import StorageConfigError
@@ -121,6 +121,14 @@ class ObjectStore(ABC):
     async def exists(self, key: str) -> bool:
         """Whether an object is stored under ``key``."""
         return await self.head(key) is not None
+
+    async def download_url(self, key: str, expires_in: timedelta) -> str:
+        """A URL that lets its holder read the object until it expires, without credentials.
+
+        What a DownloadRequest hands to the CLI: a pre-signed URL for a bucket,
+        a ``file://`` URL for a directory (readable where the directory is).
+        """
+        raise StorageConfigError(f"{self.location} cannot hand out download URLs")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.location!r})"

@@ -315,6 +315,15 @@ class BackupCatalog:
             await self.store.put(key, data)
         await self.store.put(self.layout.restore_record(name), _encode(record))
 
+    async def delete_restore(self, name: str) -> int:
+        """Remove a restore's files (its record first); returns the number removed."""
+        removed = 0
+        record = self.layout.restore_record(name)
+        if await self.store.exists(record):
+            await self.store.delete(record)
+            removed += 1
+        return removed + await self.store.delete_prefix(self.layout.restore_dir(name))
+
     async def restore_exists(self, name: str) -> bool:
         return await self.store.exists(self.layout.restore_record(name))
 

@@ -26,11 +26,12 @@ from __future__ import annotations
 import builtins
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 
 from obstore.store import LocalStore
 
-from strongroom.errors import StorageConfigError
+from strongroom.errors import ObjectNotFound, StorageConfigError
 from strongroom.storage._obstore import PROVIDER_ERRORS, ObstoreStore, settle
 from strongroom.storage.base import PutData, normalize_prefix, validate_key
 
@@ -77,6 +78,13 @@ class LocalObjectStore(ObstoreStore):
     def root(self) -> Path:
         """The directory that holds the objects."""
         return self._root
+
+    async def download_url(self, key: str, expires_in: timedelta) -> str:
+        # A directory has no signatures: the URL is good wherever the directory is mounted.
+        target = self._root / validate_key(key)
+        if not target.is_file():
+            raise ObjectNotFound(f"{key} not found in {self.location}")
+        return target.as_uri()
 
     async def put(self, key: str, data: PutData, *, content_type: str | None = None) -> None:
         if _STAGING_SUFFIX.search(validate_key(key).rsplit("/", 1)[-1]):

@@ -64,10 +64,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
+import obstore
 from obstore.store import S3Store
 
 from strongroom.errors import StorageConfigError
 from strongroom.storage._obstore import PROVIDER_ERRORS, ObstoreStore
+from strongroom.storage.base import validate_key
 from strongroom.storage.credentials import (
     DEFAULT_PROFILE,
     AwsCredentials,
@@ -275,6 +277,7 @@ class S3ObjectStore(ObstoreStore):
             for secret in settings.secret_values():
                 detail = detail.replace(secret, "<redacted>")
             raise StorageConfigError(f"invalid S3 configuration for {settings.location}: {detail}") from None
+        self._s3_store = store
         super().__init__(
             store,
             location=settings.location,
@@ -287,6 +290,14 @@ class S3ObjectStore(ObstoreStore):
             tags=settings.tags,
             secrets=settings.secret_values(),
         )
+
+    async def download_url(self, key: str, expires_in: timedelta) -> str:
+        path = validate_key(key)
+        try:
+            # Signing is local (no request): the URL carries the signature, never the secret.
+            return await obstore.sign_async(self._s3_store, "GET", path, expires_in)
+        except PROVIDER_ERRORS as exc:
+            raise self.translate(exc, "sign", key) from self.cause(exc)
 
 
 class _StaticCredentials:
