@@ -89,8 +89,13 @@ class BackupRunner:
         *,
         ttl: timedelta,
         cluster_version: dict[str, Any] | None = None,
+        warnings: Sequence[str] = (),
     ) -> BackupOutcome:
-        """Back up and store; ``backup`` is the Backup object (metadata and spec) to complete."""
+        """Back up and store; ``backup`` is the Backup object (metadata and spec) to complete.
+
+        ``warnings`` are what planning found (a namespace that does not exist):
+        they join the backup's results and log.
+        """
         manifest = copy.deepcopy(backup)
         name = manifest["metadata"]["name"]
         namespace = manifest["metadata"].get("namespace", "velero")
@@ -115,6 +120,9 @@ class BackupRunner:
                     log_writer, {"backup": f"{namespace}/{name}"}, clock=self._clock, echo=self._echo
                 )
                 run_log.info("Setting up backup log")
+                for warning in warnings:
+                    results.warnings.add_velero(warning)
+                    run_log.warning(warning)
                 tar_digest: FileDigest | None = None
                 resource_list: dict[str, list[str]] = {}
                 try:

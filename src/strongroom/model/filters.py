@@ -979,6 +979,9 @@ def restore_filter(
     excluded = list(spec.excluded_resources or ())
     excluded.extend(name for name in NON_RESTORABLE_RESOURCES if name not in excluded)
     resources, unresolved = _resource_lists(catalog, spec.included_resources, excluded)
+    # The built-in exclusions name types many clusters do not serve: not the user's mistake.
+    given = set(spec.excluded_resources or ()) | set(spec.included_resources or ())
+    unresolved = tuple(name for name in unresolved if name in given)
     namespaces = NamespaceIncludesExcludes.of(spec.included_namespaces, spec.excluded_namespaces)
     if should_expand_wildcards(namespaces.includes, namespaces.excludes):
         if "*" in namespaces.excludes:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from strongroom.errors import UsageError
+from strongroom.archive.sidecars import decode_resource_list
+from strongroom.errors import ObjectNotFound, UsageError
 from strongroom.kube import Discovery
 from strongroom.model.filters import (
     LabelFilter,
@@ -25,6 +26,7 @@ from strongroom.model.filters import (
 )
 from strongroom.model.velero import Restore
 from strongroom.restore.plan import RestoreOptions
+from strongroom.storage.catalog import BackupCatalog
 
 __all__ = ["RestoreFlags", "build_restore", "parse_namespace_mappings", "restore_options"]
 
@@ -168,4 +170,17 @@ def restore_options(
         existing_resource_policy=spec.existing_resource_policy,
         included_resources=tuple(spec.included_resources or ()),
         excluded_resources=tuple(spec.excluded_resources or ()),
+    )
+
+
+async def backup_namespaces(catalog: BackupCatalog, backup_name: str) -> list[str]:
+    """The namespaces a backup holds items of, from its resource list (for namespace patterns)."""
+    try:
+        resource_list = decode_resource_list(
+            await catalog.read_file(catalog.layout.backup_resource_list(backup_name))
+        )
+    except ObjectNotFound:
+        return []
+    return sorted(
+        {entry.partition("/")[0] for entries in resource_list.values() for entry in entries if "/" in entry}
     )
