@@ -322,7 +322,13 @@ class ExistingResourcePolicy(StrEnum):
 
 
 # Go JSON names that are not the camelCase of the Python name.
-_GO_NAME_EXCEPTIONS: Final = {"data_mover": "datamover", "restore_pvs": "restorePVs"}
+_GO_NAME_EXCEPTIONS: Final = {
+    "data_mover": "datamover",
+    "restore_pvs": "restorePVs",
+    # Go initialisms, in the request and pod-volume resources.
+    "download_url": "downloadURL",
+    "snapshot_id": "snapshotID",
+}
 
 
 def _go_json_name(name: str) -> str:
@@ -339,6 +345,9 @@ class _VeleroModel(BaseModel):
         populate_by_name=True,
         extra="allow",
         validate_assignment=True,
+        # A docstring under a field is its description in the generated CRD
+        # schema, which is what `kubectl explain` prints.
+        use_attribute_docstrings=True,
     )
 
 
@@ -381,16 +390,21 @@ class LabelSelectorRequirementSpec(_VeleroModel):
     """``metav1.LabelSelectorRequirement`` (one ``matchExpressions`` entry)."""
 
     key: str
+    """The label key the requirement applies to."""
     # A plain string in kube's schema too; label_selector_from_object reports bad operators.
     operator: str
+    """In, NotIn, Exists or DoesNotExist."""
     values: list[str] | None = None
+    """The values for In and NotIn; empty for Exists and DoesNotExist."""
 
 
 class LabelSelectorSpec(_VeleroModel):
     """``metav1.LabelSelector`` as it appears in a spec (``matchLabels`` + ``matchExpressions``)."""
 
     match_labels: dict[str, str] | None = None
+    """Labels an object must all have, with these values."""
     match_expressions: list[LabelSelectorRequirementSpec] | None = None
+    """Requirements an object's labels must all meet."""
 
     def to_selector(self) -> LabelSelector:
         """The matcher for this selector; raises SelectorError with kube's wording when it is invalid."""
@@ -401,16 +415,22 @@ class TypedLocalObjectReference(_VeleroModel):
     """``corev1.TypedLocalObjectReference`` (a resource policy or resource modifier ConfigMap)."""
 
     api_group: str | None = None
+    """The group of the referenced kind; empty for the core group."""
     kind: str
+    """The kind of the referenced object, for example configmap."""
     name: str
+    """The name of the referenced object, in the same namespace."""
 
 
 class SecretKeySelector(_VeleroModel):
     """``corev1.SecretKeySelector``: one key of a Secret in the location's namespace."""
 
     name: str | None = None
+    """The name of the Secret, in the server's namespace."""
     key: str
+    """The key of the Secret's data that holds the value."""
     optional: bool | None = None
+    """Whether the Secret or its key may be missing."""
 
 
 # ---------------------------------------------------------------------------
@@ -422,15 +442,20 @@ class ExecHook(_VeleroModel):
     """A command run in a container of the pod being backed up."""
 
     container: str | None = None
+    """The container to run the command in; the pod's first container when empty."""
     command: list[str] = Field(min_length=1)
+    """The command and its arguments, run without a shell (name one, such as /bin/sh -c, to get one)."""
     on_error: HookErrorMode | None = None
+    """What a failing command does: Fail stops the hooks and fails the item; Continue goes on."""
     timeout: GoDuration | None = None
+    """How long to wait for the command, as a duration such as 30s; the default is 30s."""
 
 
 class BackupResourceHook(_VeleroModel):
     """One backup hook; ``exec`` is its only kind."""
 
     exec: ExecHook
+    """A command run in a container of the pod."""
 
 
 def _backup_hook_spec_json_name(name: str) -> str:
@@ -444,69 +469,98 @@ class BackupResourceHookSpec(_VeleroModel):
     model_config = ConfigDict(alias_generator=_backup_hook_spec_json_name)
 
     name: str
+    """The name of this hook spec, used in logs."""
     included_namespaces: list[str] | None = None
+    """The namespaces whose pods the hooks run in; all when empty."""
     excluded_namespaces: list[str] | None = None
+    """Namespaces whose pods the hooks do not run in."""
     included_resources: list[str] | None = None
+    """The resources the hooks apply to, such as pods; all when empty."""
     excluded_resources: list[str] | None = None
+    """Resources the hooks do not apply to."""
     label_selector: LabelSelectorSpec | None = None
+    """Only pods with matching labels run the hooks."""
     pre_hooks: list[BackupResourceHook] | None = None
+    """Hooks run in each pod before it is backed up."""
     post_hooks: list[BackupResourceHook] | None = None
+    """Hooks run in each pod after it is backed up."""
 
 
 class BackupHooks(_VeleroModel):
     """``spec.hooks`` of a Backup."""
 
     resources: list[BackupResourceHookSpec] | None = None
+    """Hook specs, each with its own selection of pods."""
 
 
 class ExecRestoreHook(_VeleroModel):
     """A command run in a restored pod's container once it is running (or ready)."""
 
     container: str | None = None
+    """The container to run the command in; the pod's first container when empty."""
     command: list[str] = Field(min_length=1)
+    """The command and its arguments, run without a shell (name one, such as /bin/sh -c, to get one)."""
     on_error: HookErrorMode | None = None
+    """What a failing command does: Fail fails the restore of the pod; Continue goes on."""
     exec_timeout: GoDuration | None = None
+    """How long to wait for the command once it started, as a duration such as 1m."""
     wait_timeout: GoDuration | None = None
+    """How long to wait for the container to be running (or ready) before the command starts."""
     wait_for_ready: bool | None = None
+    """Whether to wait for the container to be ready rather than only running."""
 
 
 class InitRestoreHook(_VeleroModel):
     """Init containers added to a restored pod; the containers are opaque ``corev1.Container`` objects."""
 
     init_containers: list[dict[str, Any]] | None = None
+    """Containers (Kubernetes Container objects) added before the pod's own init containers."""
     timeout: GoDuration | None = None
+    """How long to wait for the init containers, as a duration."""
 
 
 class RestoreResourceHook(_VeleroModel):
     """One restore hook: an exec hook or an init hook."""
 
     exec: ExecRestoreHook | None = None
+    """A command run in a container of the restored pod."""
     init: InitRestoreHook | None = None
+    """Init containers added to the restored pod."""
 
 
 class RestoreResourceHookSpec(_VeleroModel):
     """Restore hooks and the namespaces, resources and labels they apply to."""
 
     name: str
+    """The name of this hook spec, used in logs."""
     included_namespaces: list[str] | None = None
+    """The namespaces whose pods the hooks run in; all when empty."""
     excluded_namespaces: list[str] | None = None
+    """Namespaces whose pods the hooks do not run in."""
     included_resources: list[str] | None = None
+    """The resources the hooks apply to, such as pods; all when empty."""
     excluded_resources: list[str] | None = None
+    """Resources the hooks do not apply to."""
     label_selector: LabelSelectorSpec | None = None
+    """Only pods with matching labels run the hooks."""
     post_hooks: list[RestoreResourceHook] | None = None
+    """Hooks run for each restored pod."""
 
 
 class RestoreHooks(_VeleroModel):
     """``spec.hooks`` of a Restore."""
 
     resources: list[RestoreResourceHookSpec] | None = None
+    """Hook specs, each with its own selection of pods."""
 
 
 class HookStatus(_VeleroModel):
     """How many hooks ran and how many failed."""
 
     hooks_attempted: int | None = None
+    """How many hooks were run."""
     hooks_failed: int | None = None
+    """How many hooks failed."""
 
 
 # ---------------------------------------------------------------------------
@@ -595,80 +649,131 @@ class BackupSpecMetadata(_VeleroModel):
     """``spec.metadata``: labels Velero copies onto the Backup it creates from a Schedule."""
 
     labels: dict[str, str] | None = None
+    """Labels given to the Backup (used by Schedules for the Backups they create)."""
 
 
 class UploaderConfigForBackup(_VeleroModel):
     """Tuning for the file-system uploader during backup."""
 
     parallel_files_upload: int | None = None
+    """How many files the uploader copies at once."""
 
 
 class BackupSpec(_VeleroModel):
     """What to back up, where to, and for how long (``velero.io/v1`` BackupSpec)."""
 
     metadata: BackupSpecMetadata | None = None
+    """Metadata given to the Backup a Schedule creates from this spec."""
     included_namespaces: list[str] | None = None
+    """The namespaces to back up; all when empty or '*'. Glob patterns are allowed."""
     excluded_namespaces: list[str] | None = None
+    """Namespaces not to back up. Glob patterns are allowed."""
     # The "old" resource filters; they cannot be combined with the scoped ones below.
     included_resources: list[str] | None = None
+    """The resources to back up (such as deployments or configmaps.v1); all when empty or '*'."""
     excluded_resources: list[str] | None = None
+    """Resources not to back up."""
     included_cluster_scoped_resources: list[str] | None = None
+    """Cluster-scoped resources to back up; cannot be combined with includedResources."""
     excluded_cluster_scoped_resources: list[str] | None = None
+    """Cluster-scoped resources not to back up; cannot be combined with excludedResources."""
     included_namespace_scoped_resources: list[str] | None = None
+    """Namespace-scoped resources to back up; cannot be combined with includedResources."""
     excluded_namespace_scoped_resources: list[str] | None = None
+    """Namespace-scoped resources not to back up; cannot be combined with excludedResources."""
     label_selector: LabelSelectorSpec | None = None
+    """Only objects with matching labels are backed up."""
     or_label_selectors: list[LabelSelectorSpec] | None = None
+    """Objects matching any of these selectors are backed up; cannot be combined with labelSelector."""
     snapshot_volumes: bool | None = None
+    """Whether to take snapshots of persistent volumes; the server decides when empty."""
     ttl: GoDuration | None = None
+    """How long the backup is kept before it is deleted, as a duration such as 720h0m0s (30 days, the default)."""
     volume_group_snapshot_label_key: str | None = None
+    """The label whose value groups volumes into one volume group snapshot."""
     # Tri-state: None lets Velero decide (see strongroom.model.filters).
     include_cluster_resources: bool | None = None
+    """Whether cluster-scoped resources are backed up; when empty, only those the namespaced items need."""
     hooks: BackupHooks | None = None
+    """Commands run in pods before and after they are backed up."""
     storage_location: str | None = None
+    """The BackupStorageLocation to store the backup in; the default location when empty."""
     volume_snapshot_locations: list[str] | None = None
+    """The VolumeSnapshotLocations to take volume snapshots with."""
     # Deprecated by Velero; still honoured when true, as Velero does.
     default_volumes_to_restic: bool | None = None
+    """Deprecated (use defaultVolumesToFsBackup): back up every pod volume with restic."""
     default_volumes_to_fs_backup: bool | None = None
+    """Whether every pod volume is backed up with file-system backup unless opted out."""
     # kind (resource name) -> "ns/name,ns/name" (cluster-scoped: "name,name")
     ordered_resources: dict[str, str] | None = None
+    """Resource name to a comma-separated list of namespace/name: those items are backed up first, in that order."""
     csi_snapshot_timeout: GoDuration | None = None
+    """How long to wait for a CSI VolumeSnapshot to be ready, as a duration; 10m by default."""
     item_operation_timeout: GoDuration | None = None
+    """How long to wait for asynchronous plugin operations, as a duration; 4h by default."""
     resource_policy: TypedLocalObjectReference | None = None
+    """A ConfigMap of resource policies (for example which volumes to skip)."""
     snapshot_move_data: bool | None = None
+    """Whether the data of CSI snapshots is moved to the backup storage."""
     data_mover: str | None = None
+    """The data mover that moves snapshot data; Velero's built-in one when empty."""
     uploader_config: UploaderConfigForBackup | None = None
+    """Settings of the file-system backup uploader."""
 
 
 class BackupProgress(_VeleroModel):
     """Best-effort item counts while a backup runs."""
 
     total_items: int | None = None
+    """How many items the backup is expected to hold (an estimate while it runs)."""
     items_backed_up: int | None = None
+    """How many items have been backed up so far."""
 
 
 class BackupStatus(_VeleroModel):
     """What happened to a backup (``velero.io/v1`` BackupStatus)."""
 
     version: int | None = None
+    """Deprecated: the backup format's major version (1)."""
     format_version: str | None = None
+    """The backup format's version, for example 1.1.0."""
     expiration: Timestamp | None = None
+    """When the backup expires and is deleted."""
     phase: BackupPhase | None = None
+    """Where the backup is in its lifecycle: New, InProgress, Completed, PartiallyFailed, Failed ..."""
     queue_position: int | None = None
+    """The backup's place in the queue while it waits to start."""
     validation_errors: list[str] | None = None
+    """Why the backup failed validation."""
     start_timestamp: Timestamp | None = None
+    """When the backup started."""
     completion_timestamp: Timestamp | None = None
+    """When the backup ended, whether it succeeded or not."""
     volume_snapshots_attempted: int | None = None
+    """How many native volume snapshots were attempted."""
     volume_snapshots_completed: int | None = None
+    """How many native volume snapshots succeeded."""
     failure_reason: str | None = None
+    """Why the backup failed, when it failed as a whole."""
     warnings: int | None = None
+    """How many warnings the backup produced (details in its log and results)."""
     errors: int | None = None
+    """How many errors the backup produced (details in its log and results)."""
     progress: BackupProgress | None = None
+    """Item counts while the backup runs."""
     csi_volume_snapshots_attempted: int | None = None
+    """How many CSI volume snapshots were attempted."""
     csi_volume_snapshots_completed: int | None = None
+    """How many CSI volume snapshots succeeded."""
     backup_item_operations_attempted: int | None = None
+    """How many asynchronous plugin operations were started."""
     backup_item_operations_completed: int | None = None
+    """How many asynchronous plugin operations succeeded."""
     backup_item_operations_failed: int | None = None
+    """How many asynchronous plugin operations failed."""
     hook_status: HookStatus | None = None
+    """How many hooks ran and failed."""
 
 
 class Backup(_VeleroResource):
@@ -690,62 +795,98 @@ class RestoreStatusSpec(_VeleroModel):
     """``spec.restoreStatus``: the resources whose ``status`` is restored too (none when absent)."""
 
     included_resources: list[str] | None = None
+    """Resources whose status is restored too; all when '*'."""
     excluded_resources: list[str] | None = None
+    """Resources whose status is not restored."""
 
 
 class UploaderConfigForRestore(_VeleroModel):
     """Tuning for the file-system uploader during restore."""
 
     write_sparse_files: bool | None = None
+    """Whether files are written sparse (holes are not written)."""
     parallel_files_download: int | None = None
+    """How many files the uploader restores at once."""
 
 
 class RestoreSpec(_VeleroModel):
     """What to restore, from which backup, and how (``velero.io/v1`` RestoreSpec)."""
 
     backup_name: str | None = None
+    """The Backup to restore from; required unless scheduleName is set."""
     schedule_name: str | None = None
+    """Restore from the newest completed Backup of this Schedule (instead of backupName)."""
     included_namespaces: list[str] | None = None
+    """The namespaces to restore; all in the backup when empty or '*'."""
     excluded_namespaces: list[str] | None = None
+    """Namespaces not to restore."""
     included_resources: list[str] | None = None
+    """The resources to restore; all when empty or '*'."""
     excluded_resources: list[str] | None = None
+    """Resources not to restore (nodes, events and Velero's own resources are never restored)."""
     namespace_mapping: dict[str, str] | None = None
+    """Source namespace to target namespace: items are restored into the target."""
     label_selector: LabelSelectorSpec | None = None
+    """Only items with matching labels are restored."""
     or_label_selectors: list[LabelSelectorSpec] | None = None
+    """Items matching any of these selectors are restored; cannot be combined with labelSelector."""
     restore_pvs: bool | None = None
+    """Whether persistent volumes are restored from their snapshots."""
     restore_status: RestoreStatusSpec | None = None
+    """Resources whose status is restored as well."""
     preserve_node_ports: bool | None = None
+    """Whether Services keep the node ports they had."""
     include_cluster_resources: bool | None = None
+    """Whether cluster-scoped resources are restored; when empty, only those restored items need."""
     hooks: RestoreHooks | None = None
+    """Init containers and commands run in restored pods."""
     # "none" or "update" (see ExistingResourcePolicy); a plain string as in Velero's CRD.
     existing_resource_policy: str | None = None
+    """What to do with an object that already exists: none (keep it, the default) or update."""
     item_operation_timeout: GoDuration | None = None
+    """How long to wait for asynchronous plugin operations, as a duration; 4h by default."""
     resource_modifier: TypedLocalObjectReference | None = None
+    """A ConfigMap of rules that change items as they are restored."""
     uploader_config: UploaderConfigForRestore | None = None
+    """Settings of the file-system restore uploader."""
 
 
 class RestoreProgress(_VeleroModel):
     """Best-effort item counts while a restore runs."""
 
     total_items: int | None = None
+    """How many items the restore is expected to restore."""
     items_restored: int | None = None
+    """How many items have been restored so far."""
 
 
 class RestoreStatus(_VeleroModel):
     """What happened to a restore (``velero.io/v1`` RestoreStatus)."""
 
     phase: RestorePhase | None = None
+    """Where the restore is in its lifecycle: New, InProgress, Completed, PartiallyFailed, Failed ..."""
     validation_errors: list[str] | None = None
+    """Why the restore failed validation."""
     warnings: int | None = None
+    """How many warnings the restore produced (details in its results)."""
     errors: int | None = None
+    """How many errors the restore produced (details in its results)."""
     failure_reason: str | None = None
+    """Why the restore failed, when it failed as a whole."""
     start_timestamp: Timestamp | None = None
+    """When the restore started."""
     completion_timestamp: Timestamp | None = None
+    """When the restore ended, whether it succeeded or not."""
     progress: RestoreProgress | None = None
+    """Item counts while the restore runs."""
     restore_item_operations_attempted: int | None = None
+    """How many asynchronous plugin operations were started."""
     restore_item_operations_completed: int | None = None
+    """How many asynchronous plugin operations succeeded."""
     restore_item_operations_failed: int | None = None
+    """How many asynchronous plugin operations failed."""
     hook_status: HookStatus | None = None
+    """How many hooks ran and failed."""
 
 
 class Restore(_VeleroResource):
@@ -767,36 +908,54 @@ class ObjectStorageLocation(_VeleroModel):
     """The bucket (and prefix within it) a location stores backups in."""
 
     bucket: str
+    """The bucket backups are stored in."""
     prefix: str | None = None
+    """The directory within the bucket that holds the backups; the bucket's top when empty."""
     # Deprecated by Velero in favour of caCertRef; both at once is invalid.
     ca_cert: Base64Bytes | None = None
+    """Deprecated (use caCertRef): a PEM bundle, base64-encoded, to verify the storage's TLS certificate."""
     ca_cert_ref: SecretKeySelector | None = None
+    """A key of a Secret holding a PEM bundle to verify the storage's TLS certificate."""
 
 
 class BackupStorageLocationSpec(_VeleroModel):
     """Where and how backups are stored (``velero.io/v1`` BackupStorageLocationSpec)."""
 
     provider: str
+    """The object store plugin, for example aws, azure or gcp."""
     config: dict[str, str] | None = None
+    """Provider-specific settings, for example region, s3Url, s3ForcePathStyle or insecureSkipTLSVerify."""
     credential: SecretKeySelector | None = None
+    """The key of a Secret, in the server's namespace, holding the credentials for this location."""
     object_storage: ObjectStorageLocation
+    """The bucket and prefix."""
     default: bool | None = None
+    """Whether this is the location backups use when they name none."""
     access_mode: BackupStorageLocationAccessMode | None = None
+    """ReadWrite (the default) or ReadOnly: a ReadOnly location accepts no new backups."""
     # 0 disables sync/validation; absent means the server default.
     backup_sync_period: GoDuration | None = None
+    """How often backups in storage are synced into the cluster, as a duration; 0 disables sync."""
     validation_frequency: GoDuration | None = None
+    """How often the location is checked, as a duration; 0 disables validation."""
 
 
 class BackupStorageLocationStatus(_VeleroModel):
     """Whether a location is usable and when it was last synced and validated."""
 
     phase: BackupStorageLocationPhase | None = None
+    """Available or Unavailable."""
     last_synced_time: Timestamp | None = None
+    """When backups were last synced from this location."""
     last_validation_time: Timestamp | None = None
+    """When the location was last checked."""
     message: str | None = None
+    """Why the location is unavailable."""
     # Both deprecated by Velero and unused; kept so they survive a round trip.
     last_synced_revision: str | None = None
+    """Deprecated and unused."""
     access_mode: BackupStorageLocationAccessMode | None = None
+    """Deprecated (see spec.accessMode)."""
 
 
 class BackupStorageLocation(_VeleroResource):
