@@ -1,0 +1,303 @@
+"""The Backup controller: a new Backup resource is validated, run by the engine and its status kept.
+
+Phases as Velero's: New (or unset) -> FailedValidation, or InProgress ->
+Completed / PartiallyFailed / Failed. Validation follows Velero's server:
+defaults (TTL, storage location) are filled in, the location must exist, be
+Available and not ReadOnly, and the spec must pass the same checks as the
+CLI's. The location is recorded in the label ``velero.io/storage-location``.
+
+A backup's files become visible in storage only when its
+``velero-backup.json`` is written, last; a server that dies mid-backup
+leaves files that no reader treats as a backup, and on restart
+``recover_in_progress`` marks the resource Failed (or adopts the stored
+result when the backup had in fact been stored) and removes the leftovers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from strongroom.backup.request import plan_backup
+from strongroom.backup.runner import BackupRunner
+from strongroom.controller.context import Refused, ServerContext, phase_of, stored_form
+from strongroom.controller.locations import Locations, is_read_only
+from strongroom.errors import StrongroomError
+from strongroom.model import labels as velero_labels
+from strongroom.model.duration import format_duration, parse_duration
+from strongroom.model.filters import validate_backup_spec
+from strongroom.model.velero import Backup, format_timestamp
+
+__all__ = ["BackupController", "ProgressWriter"]
+
+_log = logging.getLogger(__name__)
+
+_PENDING = ("", "New")
+_TERMINAL = ("Completed", "PartiallyFailed", "Failed", "FailedValidation", "Deleting")
+
+
+class ProgressWriter:
+    """Writes a run's progress into the resource's status, at most once per interval."""
+
+    def __init__(self, ctx: ServerContext, res: Any, name: str, fields: tuple[str, str]) -> None:
+        self._ctx = ctx
+        self._res = res
+        self._name = name
+        self._fields = fields
+        self._last = 0.0
+        self._pending: asyncio.Task[Any] | None = None
+        self._loop = asyncio.get_running_loop()
+
+    def update(self, done: int, total: int) -> None:
+        # Called from the engine (possibly another thread); writes never block the run.
+        now = time.monotonic()
+        if now - self._last < self._ctx.config.progress_interval.total_seconds():
+            return
+        self._last = now
+        done_field, total_field = self._fields
+        status = {"progress": {total_field: total, done_field: done}}
+        self._loop.call_soon_threadsafe(self._start, status)
+
+    def _start(self, status: dict[str, Any]) -> None:
+        if self._pending is not None and not self._pending.done():
+            return
+        self._pending = asyncio.ensure_future(self._write(status))
+
+    async def _write(self, status: dict[str, Any]) -> None:
+        try:
+            await self._ctx.patch_status(self._res, self._name, status)
+        except StrongroomError as exc:
+            _log.debug("progress of %s not written: %s", self._name, exc.message)
+
+    async def settle(self) -> None:
+        if self._pending is not None:
+            await asyncio.gather(self._pending, return_exceptions=True)
+
+
+class BackupController:
+    """Processes Backup resources of the server's namespace."""
+
+    def __init__(self, ctx: ServerContext, locations: Locations) -> None:
+        self._ctx = ctx
+        self._locations = locations
+        self._slots = asyncio.Semaphore(max(1, ctx.config.concurrent_backups))
+
+    async def reconcile(self, body: Mapping[str, Any]) -> None:
+        if phase_of(body) not in _PENDING:
+            return
+        name = str(body["metadata"]["name"])
+        async with self._slots:
+            # Re-read: while this one waited its turn it may have been processed or deleted.
+            current = await self._ctx.get(self._ctx.resources.backups, name)
+            if current is None or phase_of(current) not in _PENDING:
+                return
+            await self._process(current)
+
+    async def _process(self, backup: dict[str, Any]) -> None:
+        ctx = self._ctx
+        res = ctx.resources.backups
+        name = str(backup["metadata"]["name"])
+        schedule = (backup["metadata"].get("labels") or {}).get(velero_labels.SCHEDULE_NAME_LABEL, "")
+        if ctx.metrics is not None:
+            ctx.metrics.backup_attempted(schedule)
+        started = ctx.clock()
+        request, location, errors = await self._validate(backup)
+        metadata = request["metadata"]
+        if errors:
+            _log.warning("backup %s failed validation: %s", name, "; ".join(errors))
+            patched = await ctx.write(
+                res,
+                name,
+                metadata={"labels": metadata.get("labels") or {}},
+                status={
+                    "phase": "FailedValidation",
+                    "validationErrors": errors,
+                    "version": 1,
+                    "formatVersion": "1.1.0",
+                },
+            )
+            ctx.event(patched, "Warning", "FailedValidation", "; ".join(errors))
+            if ctx.metrics is not None:
+                ctx.metrics.backup_finished(schedule, "FailedValidation")
+            return
+        assert location is not None
+        ttl = parse_duration(str(request["spec"]["ttl"]))
+        in_progress = {
+            "phase": "InProgress",
+            "version": 1,
+            "formatVersion": "1.1.0",
+            "startTimestamp": format_timestamp(started),
+            "expiration": format_timestamp(started + ttl),
+        }
+        # Claim the backup with the version read: a second server that read the
+        # same New backup gets a conflict here and leaves it alone.
+        claimed = await ctx.write(
+            res,
+            name,
+            metadata={"labels": metadata.get("labels") or {}},
+            spec=request["spec"],
+            status=in_progress,
+            resource_version=backup["metadata"]["resourceVersion"],
+        )
+        ctx.event(claimed, "Normal", "InProgress", f"backing up to location {location['metadata']['name']}")
+        _log.info("backup %s started", name, extra={"backup": name})
+        progress = ProgressWriter(ctx, res, name, ("itemsBackedUp", "totalItems"))
+        try:
+            catalog = await self._locations.catalog(location)
+            if await catalog.backup_exists(name):
+                raise Refused("backup already exists in object storage")
+            plan = await plan_backup(ctx.kube, claimed)
+            runner = BackupRunner(
+                ctx.kube, catalog, workdir=ctx.config.workdir, clock=ctx.clock, progress=progress.update
+            )
+            outcome = await runner.run(
+                stored_form(claimed),
+                plan.scope,
+                plan.resources,
+                ttl=ttl,
+                cluster_version=plan.cluster_version,
+                warnings=plan.warnings,
+            )
+            final = dict(outcome.backup.get("status") or {})
+            final.setdefault("errors", 0)
+            final.setdefault("warnings", 0)
+        except (StrongroomError, Refused) as exc:
+            message = exc.message if isinstance(exc, StrongroomError) else str(exc)
+            final = {
+                "phase": "Failed",
+                "failureReason": message,
+                "completionTimestamp": format_timestamp(ctx.clock()),
+            }
+        await progress.settle()
+        phase = str(final.get("phase"))
+        written = await ctx.patch_status(res, name, final)
+        duration = (ctx.clock() - started).total_seconds()
+        items = int((final.get("progress") or {}).get("itemsBackedUp") or 0)
+        if ctx.metrics is not None:
+            ctx.metrics.backup_finished(
+                schedule,
+                phase,
+                duration_s=duration,
+                items=items,
+                errors=int(final.get("errors") or 0),
+                warnings=int(final.get("warnings") or 0),
+            )
+        level = logging.INFO if phase == "Completed" else logging.WARNING
+        _log.log(level, "backup %s finished: %s", name, phase, extra={"backup": name, "phase": phase})
+        if written is not None:
+            reason = final.get("failureReason")
+            ctx.event(
+                written,
+                "Normal" if phase == "Completed" else "Warning",
+                phase,
+                f"backup {phase}" + (f": {reason}" if reason else ""),
+            )
+
+    async def _validate(
+        self, backup: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any] | None, list[str]]:
+        """The backup with the server's defaults, its location, and every validation error."""
+        ctx = self._ctx
+        request = copy.deepcopy(backup)
+        spec = request.setdefault("spec", {})
+        errors: list[str] = []
+        ttl_text = spec.get("ttl")
+        try:
+            ttl = parse_duration(str(ttl_text)) if ttl_text else timedelta(0)
+        except ValueError as exc:
+            errors.append(f"spec.ttl: {exc}")
+            ttl = timedelta(0)
+        if ttl == timedelta(0):
+            ttl = ctx.config.default_backup_ttl
+        spec["ttl"] = format_duration(ttl)
+        if spec.get("defaultVolumesToRestic") is True and spec.get("defaultVolumesToFsBackup") is None:
+            spec["defaultVolumesToFsBackup"] = True
+        spec.setdefault("defaultVolumesToFsBackup", ctx.config.default_volumes_to_fs_backup)
+        server_default = not spec.get("storageLocation")
+        if server_default:
+            spec["storageLocation"] = await self._locations.default_name()
+        location_name = str(spec["storageLocation"])
+        location = await self._locations.get(location_name)
+        if location is None:
+            where = "the server default" if server_default else "the location"
+            errors.append(
+                f"an existing backup storage location was not specified at backup creation time and {where} "
+                f"{location_name} does not exist. Create it (strongroom backup-location create) and create a new backup"
+                if server_default
+                else f"backup storage location {location_name} does not exist"
+            )
+        else:
+            if is_read_only(location):
+                errors.append(
+                    f"backup can't be created because backup storage location {location_name} is currently in read-only mode"
+                )
+            if phase_of(location) != "Available":
+                errors.append(
+                    f"backup can't be created because BackupStorageLocation {location_name} is in Unavailable status."
+                    + (
+                        f" {location['status']['message']}"
+                        if (location.get("status") or {}).get("message")
+                        else ""
+                    )
+                )
+        labels = request["metadata"].setdefault("labels", {})
+        labels[velero_labels.STORAGE_LOCATION_LABEL] = velero_labels.valid_label_value(location_name)
+        try:
+            model = Backup.from_manifest(request)
+            errors.extend(validate_backup_spec(model.spec))
+        except StrongroomError as exc:
+            errors.append(exc.message)
+        except ValueError as exc:
+            errors.append(str(exc))
+        return request, location, errors
+
+    async def recover_in_progress(self) -> None:
+        """After a restart: no Backup stays InProgress; what a dead server left is settled."""
+        ctx = self._ctx
+        for backup in await ctx.list(ctx.resources.backups):
+            if phase_of(backup) != "InProgress":
+                continue
+            name = str(backup["metadata"]["name"])
+            location_name = str((backup.get("spec") or {}).get("storageLocation") or "")
+            stored: dict[str, Any] | None = None
+            location = await self._locations.get(location_name) if location_name else None
+            catalog = None
+            if location is not None:
+                try:
+                    catalog = await self._locations.catalog(location)
+                    if await catalog.backup_exists(name):
+                        stored = await catalog.read_backup_metadata(name)
+                except StrongroomError as exc:
+                    _log.warning("backup %s: cannot look at its location: %s", name, exc.message)
+            if stored is not None and phase_of(stored) in _TERMINAL:
+                # The backup was stored before the server died: its stored status is the truth.
+                await ctx.patch_status(ctx.resources.backups, name, dict(stored.get("status") or {}))
+                _log.warning(
+                    "backup %s was stored before the restart; its status is taken from storage", name
+                )
+                continue
+            reason = 'found a backup with status "InProgress" during the server starting, mark it as "Failed"'
+            await ctx.patch_status(
+                ctx.resources.backups,
+                name,
+                {
+                    "phase": "Failed",
+                    "failureReason": reason,
+                    "completionTimestamp": format_timestamp(ctx.clock()),
+                },
+            )
+            _log.warning("backup %s: %s", name, reason)
+            ctx.event(backup, "Warning", "Failed", reason)
+            if stored is None and catalog is not None and location is not None and not is_read_only(location):
+                try:
+                    removed = await catalog.delete_backup(name)
+                except StrongroomError as exc:
+                    _log.warning("backup %s: its partial files could not be removed: %s", name, exc.message)
+                else:
+                    if removed:
+                        _log.info("backup %s: removed %d partial files", name, removed)

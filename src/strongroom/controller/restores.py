@@ -1,0 +1,230 @@
+"""The Restore controller: a new Restore resource is validated, run by the engine and its status kept.
+
+A Restore names its backup directly (``backupName``) or through a schedule
+(``scheduleName``: the newest Completed backup the schedule made). The
+backup must exist as a resource (backup sync brings those of a shared
+bucket in) and be Completed or PartiallyFailed; its location must exist.
+Everything else, the order, the mapping, the policies, is the engine's, the
+same as in local mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from strongroom.controller.backups import ProgressWriter
+from strongroom.controller.context import Refused, ServerContext, phase_of, stored_form
+from strongroom.controller.locations import Locations, is_read_only
+from strongroom.errors import StrongroomError
+from strongroom.model import labels as velero_labels
+from strongroom.model.filters import validate_restore_spec
+from strongroom.model.velero import Restore, format_timestamp
+from strongroom.restore.priorities import DEFAULT_RESTORE_PRIORITIES, Priorities
+from strongroom.restore.request import backup_namespaces, restore_options
+from strongroom.restore.runner import RestoreRunner
+
+__all__ = ["RestoreController"]
+
+_log = logging.getLogger(__name__)
+
+_PENDING = ("", "New")
+_RESTORABLE = ("Completed", "PartiallyFailed")
+
+
+class RestoreController:
+    """Processes Restore resources of the server's namespace."""
+
+    def __init__(
+        self, ctx: ServerContext, locations: Locations, *, priorities: Priorities = DEFAULT_RESTORE_PRIORITIES
+    ) -> None:
+        self._ctx = ctx
+        self._locations = locations
+        self._priorities = priorities
+        self._slots = asyncio.Semaphore(max(1, ctx.config.concurrent_restores))
+
+    async def reconcile(self, body: Mapping[str, Any]) -> None:
+        if phase_of(body) not in _PENDING:
+            return
+        name = str(body["metadata"]["name"])
+        async with self._slots:
+            current = await self._ctx.get(self._ctx.resources.restores, name)
+            if current is None or phase_of(current) not in _PENDING:
+                return
+            await self._process(current)
+
+    async def _process(self, restore: dict[str, Any]) -> None:
+        ctx = self._ctx
+        res = ctx.resources.restores
+        name = str(restore["metadata"]["name"])
+        started = ctx.clock()
+        request, backup, errors = await self._validate(restore)
+        schedule = ""
+        if backup is not None:
+            schedule = (backup["metadata"].get("labels") or {}).get(velero_labels.SCHEDULE_NAME_LABEL, "")
+        if ctx.metrics is not None:
+            ctx.metrics.restore_attempted(schedule)
+        if errors:
+            _log.warning("restore %s failed validation: %s", name, "; ".join(errors))
+            patched = await ctx.write(
+                res, name, status={"phase": "FailedValidation", "validationErrors": errors}
+            )
+            ctx.event(patched, "Warning", "FailedValidation", "; ".join(errors))
+            if ctx.metrics is not None:
+                ctx.metrics.restore_finished(schedule, "FailedValidation")
+            return
+        assert backup is not None
+        location_name = str((backup.get("spec") or {}).get("storageLocation") or "")
+        claimed = await ctx.write(
+            res,
+            name,
+            spec={"backupName": request["spec"]["backupName"]},
+            status={"phase": "InProgress", "startTimestamp": format_timestamp(started)},
+            resource_version=restore["metadata"]["resourceVersion"],
+        )
+        ctx.event(claimed, "Normal", "InProgress", f"restoring from backup {request['spec']['backupName']}")
+        _log.info("restore %s started", name, extra={"restore": name})
+        progress = ProgressWriter(ctx, res, name, ("itemsRestored", "totalItems"))
+        try:
+            location = await self._locations.get(location_name)
+            if location is None:
+                raise Refused(f"backup storage location {location_name} does not exist")
+            catalog = await self._locations.catalog(location)
+            backup_name = str(request["spec"]["backupName"])
+            discovery = await ctx.kube.discover()
+            warnings: list[str] = []
+            options = restore_options(
+                discovery, request, await backup_namespaces(catalog, backup_name), warnings
+            )
+            runner = RestoreRunner(
+                ctx.kube,
+                catalog,
+                workdir=ctx.config.workdir,
+                clock=ctx.clock,
+                progress=progress.update,
+                priorities=self._priorities,
+            )
+            outcome = await runner.run(
+                stored_form(claimed), options, store=not is_read_only(location), discovery=discovery
+            )
+            final = dict(outcome.restore.get("status") or {})
+            for warning in warnings:
+                _log.warning("restore %s: %s", name, warning)
+            if warnings:
+                final["warnings"] = int(final.get("warnings") or 0) + len(warnings)
+        except (StrongroomError, Refused) as exc:
+            message = exc.message if isinstance(exc, StrongroomError) else str(exc)
+            final = {
+                "phase": "Failed",
+                "failureReason": message,
+                "completionTimestamp": format_timestamp(ctx.clock()),
+            }
+        await progress.settle()
+        final.setdefault("errors", 0)
+        final.setdefault("warnings", 0)
+        phase = str(final.get("phase"))
+        written = await ctx.patch_status(res, name, final)
+        if ctx.metrics is not None:
+            items = int((final.get("progress") or {}).get("itemsRestored") or 0)
+            duration = (ctx.clock() - started).total_seconds()
+            ctx.metrics.restore_finished(
+                schedule, phase, duration_s=duration, items=items, errors=int(final.get("errors") or 0)
+            )
+        level = logging.INFO if phase == "Completed" else logging.WARNING
+        _log.log(level, "restore %s finished: %s", name, phase, extra={"restore": name, "phase": phase})
+        if written is not None:
+            reason = final.get("failureReason")
+            ctx.event(
+                written,
+                "Normal" if phase == "Completed" else "Warning",
+                phase,
+                f"restore {phase}" + (f": {reason}" if reason else ""),
+            )
+
+    async def _validate(
+        self, restore: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any] | None, list[str]]:
+        """The restore with its backup resolved, that Backup resource, and every validation error."""
+        ctx = self._ctx
+        request = copy.deepcopy(restore)
+        spec = request.setdefault("spec", {})
+        errors: list[str] = []
+        backup_name = str(spec.get("backupName") or "")
+        schedule_name = str(spec.get("scheduleName") or "")
+        if not backup_name and not schedule_name:
+            errors.append(
+                "Either a backup or schedule must be specified as a source for the restore, but not both"
+            )
+            return request, None, errors
+        if not backup_name:
+            backup_name = await self._newest_of(schedule_name) or ""
+            if not backup_name:
+                errors.append(f"No backups found for schedule {schedule_name}")
+                return request, None, errors
+            spec["backupName"] = backup_name
+        backup = await ctx.get(ctx.resources.backups, backup_name)
+        if backup is None:
+            errors.append(
+                f"Error retrieving backup: backup {backup_name} not found in namespace {ctx.namespace}"
+            )
+        elif phase_of(backup) not in _RESTORABLE:
+            errors.append(
+                f"backup {backup_name} is in phase {phase_of(backup) or 'New'}; only Completed or "
+                "PartiallyFailed backups can be restored"
+            )
+        elif not (backup.get("spec") or {}).get("storageLocation"):
+            errors.append(f"backup {backup_name} names no storage location")
+        try:
+            errors.extend(validate_restore_spec(Restore.from_manifest(request).spec))
+        except StrongroomError as exc:
+            errors.append(exc.message)
+        except ValueError as exc:
+            errors.append(str(exc))
+        return request, backup, errors
+
+    async def _newest_of(self, schedule: str) -> str | None:
+        """The newest Completed backup a schedule made (Velero's rule for ``scheduleName``)."""
+        backups = await self._ctx.list(
+            self._ctx.resources.backups,
+            label_selector=f"{velero_labels.SCHEDULE_NAME_LABEL}={velero_labels.valid_label_value(schedule)}",
+        )
+        completed = [b for b in backups if phase_of(b) == "Completed"]
+        if not completed:
+            return None
+        newest = max(
+            completed,
+            key=lambda b: (
+                str(
+                    (b.get("status") or {}).get("startTimestamp")
+                    or b["metadata"].get("creationTimestamp")
+                    or ""
+                ),
+                b["metadata"]["name"],
+            ),
+        )
+        return str(newest["metadata"]["name"])
+
+    async def recover_in_progress(self) -> None:
+        """After a restart: a Restore left InProgress is marked Failed with the reason."""
+        ctx = self._ctx
+        for restore in await ctx.list(ctx.resources.restores):
+            if phase_of(restore) != "InProgress":
+                continue
+            name = str(restore["metadata"]["name"])
+            reason = (
+                'found a restore with status "InProgress" during the server starting, mark it as "Failed"'
+            )
+            await ctx.patch_status(
+                ctx.resources.restores,
+                name,
+                {
+                    "phase": "Failed",
+                    "failureReason": reason,
+                    "completionTimestamp": format_timestamp(ctx.clock()),
+                },
+            )
+            _log.warning("restore %s: %s", name, reason)
+            ctx.event(restore, "Warning", "Failed", reason)

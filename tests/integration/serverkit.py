@@ -1,0 +1,181 @@
+"""Helpers for tests of the in-cluster server: `strongroom server` as a real process against a sandbox.
+
+The server runs exactly as its Deployment runs it (the same command), with
+short periods so that tests do not wait for minutes, and its JSON log is
+read back to find its metrics address and what it did.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tests.conftest import Sandbox
+from tests.integration.sandboxapi import eventually
+
+from strongroom.model.crds import crd_manifests
+
+FAST_FLAGS = (
+    "--metrics-address",
+    "127.0.0.1:0",
+    "--log-format",
+    "json",
+    "--log-level",
+    "debug",
+    "--lease-duration",
+    "4s",
+    "--renew-deadline",
+    "3s",
+    "--retry-period",
+    "0.5s",
+    "--store-validation-frequency",
+    "2s",
+    "--backup-sync-period",
+    "1s",
+)
+
+
+def install_crds(sandbox: Sandbox) -> None:
+    sandbox.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(crd_manifests()))
+    for crd in crd_manifests():
+        sandbox.kubectl(
+            "wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}", "--timeout=30s"
+        )
+
+
+@dataclass
+class ServerProcess:
+    """One `strongroom server` process; ``start`` again after ``kill`` is a restart."""
+
+    sandbox: Sandbox
+    namespace: str
+    log_path: Path
+    extra: tuple[str, ...] = ()
+    process: subprocess.Popen[bytes] | None = None
+    _log_file: Any = field(default=None, repr=False)
+
+    def start(self) -> ServerProcess:
+        self._log_file = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "strongroom",
+                "server",
+                "--kubeconfig",
+                self.sandbox.kubeconfig,
+                "--namespace",
+                self.namespace,
+                *FAST_FLAGS,
+                *self.extra,
+            ],
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "POD_NAME": self.log_path.stem},
+        )
+        return self
+
+    def records(self) -> list[dict[str, Any]]:
+        found = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                found.append(record)
+        return found
+
+    def logged(self, fragment: str) -> list[dict[str, Any]]:
+        return [r for r in self.records() if fragment in str(r.get("msg", ""))]
+
+    def wait_leading(self, timeout: float = 20.0) -> None:
+        eventually(lambda: self.logged("became the leader"), timeout=timeout)
+
+    @property
+    def metrics_url(self) -> str:
+        record = eventually(lambda: self.logged("serving /metrics"), timeout=20)[-1]
+        return f"http://{record['address']}"
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self._close()
+
+    def stop(self) -> int:
+        if self.process is None or self.process.poll() is not None:
+            self._close()
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait(timeout=10)
+        self._close()
+        return code
+
+    def _close(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+
+def get(sandbox: Sandbox, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+    proc = sandbox.kubectl("get", kind, name, "-n", namespace, "-o", "json", check=False)
+    if proc.returncode != 0:
+        return None
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+def phase(sandbox: Sandbox, kind: str, name: str, namespace: str) -> str:
+    obj = get(sandbox, kind, name, namespace)
+    return str(((obj or {}).get("status") or {}).get("phase") or "")
+
+
+def wait_phase(
+    sandbox: Sandbox, kind: str, name: str, namespace: str, wanted: tuple[str, ...], timeout: float = 30.0
+) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        obj = get(sandbox, kind, name, namespace)
+        got = ((obj or {}).get("status") or {}).get("phase")
+        return obj if got in wanted else None
+
+    result: dict[str, Any] = eventually(reached, timeout=timeout, interval=0.2)
+    return result
+
+
+def apply_yaml(sandbox: Sandbox, *documents: dict[str, Any]) -> None:
+    sandbox.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(list(documents)))
+
+
+def local_location(name: str, namespace: str, directory: Path, **spec: Any) -> dict[str, Any]:
+    directory.mkdir(parents=True, exist_ok=True)
+    return {
+        "apiVersion": "velero.io/v1",
+        "kind": "BackupStorageLocation",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "provider": "local",
+            "objectStorage": {"bucket": str(directory), "prefix": "velero"},
+            **spec,
+        },
+    }
+
+
+def backup(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "velero.io/v1",
+        "kind": "Backup",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
