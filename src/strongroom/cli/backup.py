@@ -12,6 +12,7 @@ import contextlib
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,11 +28,9 @@ from strongroom.archive import (
     iter_log_lines,
 )
 from strongroom.cli.common import (
-    DEFAULT_NAMESPACE,
     ContextOption,
     KubeconfigOption,
     LocationOption,
-    NamespaceOption,
     Output,
     OutputOption,
     ProgressReporter,
@@ -52,6 +51,7 @@ from strongroom.cli.common import (
     split_list,
 )
 from strongroom.cli.render import describe_backup, print_backups
+from strongroom.cli.server_mode import ModeOption, ServerNamespaceOption, choose, require_server
 from strongroom.errors import (
     EXIT_FAILURE,
     ConflictError,
@@ -87,60 +87,101 @@ def _as_listed(backup: dict[str, Any], location: Location) -> dict[str, Any]:
     return backup
 
 
+IncludeNamespacesOption = Annotated[
+    list[str] | None,
+    typer.Option("--include-namespaces", help="Namespaces to include (globs; default *)."),
+]
+ExcludeNamespacesOption = Annotated[
+    list[str] | None, typer.Option("--exclude-namespaces", help="Namespaces to exclude (globs).")
+]
+IncludeResourcesOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--include-resources",
+        help="Resources to include (plural, singular, short or group-qualified names; default *).",
+    ),
+]
+ExcludeResourcesOption = Annotated[
+    list[str] | None, typer.Option("--exclude-resources", help="Resources to exclude.")
+]
+IncludeClusterResourcesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--include-cluster-resources",
+        help="true or false; unset: cluster-scoped resources only when backing up every namespace, plus what the included items need.",
+    ),
+]
+SelectorOption = Annotated[
+    str | None, typer.Option("--selector", "-l", help="Back up only items matching this label selector.")
+]
+OrSelectorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--or-selector", help="Label selectors joined by ' or ' (an item matching any is backed up)."
+    ),
+]
+TtlOption = Annotated[str, typer.Option("--ttl", help="How long to keep the backup (Go duration).")]
+OrderedResourcesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ordered-resources",
+        help="Order of items per kind: 'pods=ns1/pod1,ns1/pod2;persistentvolumes=pv4'.",
+    ),
+]
+LabelsOption = Annotated[
+    list[str] | None, typer.Option("--labels", help="Labels for the backup (key=value,...).")
+]
+ListSelectorOption = Annotated[
+    str | None, typer.Option("--selector", "-l", help="Only the backups whose labels match this selector.")
+]
+TimeoutOption = Annotated[
+    float,
+    typer.Option("--timeout", help="Server mode: seconds to wait for the server to hand out the file."),
+]
+InsecureOption = Annotated[
+    bool,
+    typer.Option(
+        "--insecure-skip-tls-verify",
+        help="Server mode: accept any certificate of the object store (man-in-the-middle risk).",
+    ),
+]
+CacertOption = Annotated[
+    Path | None,
+    typer.Option("--cacert", help="Server mode: CA bundle to trust for the object store's download URL."),
+]
+DOWNLOAD_TIMEOUT = 60.0
+
+
 @backup_app.command()
 def create(
-    name: Annotated[str, typer.Argument(help="Name of the backup.")],
-    include_namespaces: Annotated[
-        list[str] | None,
-        typer.Option("--include-namespaces", help="Namespaces to include (globs; default *)."),
-    ] = None,
-    exclude_namespaces: Annotated[
-        list[str] | None, typer.Option("--exclude-namespaces", help="Namespaces to exclude (globs).")
-    ] = None,
-    include_resources: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--include-resources",
-            help="Resources to include (plural, singular, short or group-qualified names; default *).",
-        ),
-    ] = None,
-    exclude_resources: Annotated[
-        list[str] | None, typer.Option("--exclude-resources", help="Resources to exclude.")
-    ] = None,
-    include_cluster_resources: Annotated[
+    name: Annotated[
         str | None,
-        typer.Option(
-            "--include-cluster-resources",
-            help="true or false; unset: cluster-scoped resources only when backing up every namespace, plus what the included items need.",
-        ),
+        typer.Argument(help="Name of the backup (with --from-schedule, default SCHEDULE-YYYYMMDDHHMMSS)."),
     ] = None,
-    selector: Annotated[
-        str | None, typer.Option("--selector", "-l", help="Back up only items matching this label selector.")
-    ] = None,
-    or_selector: Annotated[
-        str | None,
-        typer.Option(
-            "--or-selector", help="Label selectors joined by ' or ' (an item matching any is backed up)."
-        ),
-    ] = None,
-    ttl: Annotated[
-        str, typer.Option("--ttl", help="How long to keep the backup (Go duration).")
-    ] = "720h0m0s",
+    include_namespaces: IncludeNamespacesOption = None,
+    exclude_namespaces: ExcludeNamespacesOption = None,
+    include_resources: IncludeResourcesOption = None,
+    exclude_resources: ExcludeResourcesOption = None,
+    include_cluster_resources: IncludeClusterResourcesOption = None,
+    selector: SelectorOption = None,
+    or_selector: OrSelectorOption = None,
+    ttl: TtlOption = "720h0m0s",
     storage_location: LocationOption = None,
-    ordered_resources: Annotated[
+    ordered_resources: OrderedResourcesOption = None,
+    labels: LabelsOption = None,
+    from_schedule: Annotated[
         str | None,
         typer.Option(
-            "--ordered-resources",
-            help="Order of items per kind: 'pods=ns1/pod1,ns1/pod2;persistentvolumes=pv4'.",
+            "--from-schedule",
+            help="Server mode: back up now as this schedule would (its template; other filters are ignored).",
         ),
-    ] = None,
-    labels: Annotated[
-        list[str] | None, typer.Option("--labels", help="Labels for the backup (key=value,...).")
     ] = None,
     wait: Annotated[
-        bool, typer.Option("--wait", help="Wait for the backup to finish (local mode always does).")
+        bool,
+        typer.Option("--wait", help="Wait for the backup to finish (local mode always does)."),
     ] = False,
-    namespace: NamespaceOption = DEFAULT_NAMESPACE,
+    namespace: ServerNamespaceOption = None,
+    mode: ModeOption = None,
     kubeconfig: KubeconfigOption = None,
     kubecontext: ContextOption = None,
     output: OutputOption = Output.table,
@@ -151,21 +192,48 @@ def create(
     from strongroom.backup.request import BackupFlags, build_backup, plan_backup
     from strongroom.backup.runner import BackupRunner
 
-    del wait  # a local-mode backup runs in this process and always finishes before the command returns
-    flags = BackupFlags(
-        name=name,
-        namespace=namespace,
-        include_namespaces=split_list(include_namespaces),
-        exclude_namespaces=split_list(exclude_namespaces),
-        include_resources=split_list(include_resources),
-        exclude_resources=split_list(exclude_resources),
-        include_cluster_resources=parse_bool_flag(include_cluster_resources, "--include-cluster-resources"),
-        selector=selector,
-        or_selector=or_selector,
-        ttl=ttl,
-        ordered_resources=ordered_resources,
-        labels=split_list(labels),
+    if name is None and from_schedule is None:
+        raise UsageError(
+            "Missing argument 'NAME': a backup needs a name", hint="strongroom backup create NAME [flags]"
+        )
+    target = choose(mode, namespace, kubeconfig, kubecontext)
+    flags = (
+        BackupFlags(
+            name=name,
+            namespace=target.namespace,
+            include_namespaces=split_list(include_namespaces),
+            exclude_namespaces=split_list(exclude_namespaces),
+            include_resources=split_list(include_resources),
+            exclude_resources=split_list(exclude_resources),
+            include_cluster_resources=parse_bool_flag(
+                include_cluster_resources, "--include-cluster-resources"
+            ),
+            selector=selector,
+            or_selector=or_selector,
+            ttl=ttl,
+            ordered_resources=ordered_resources,
+            labels=split_list(labels),
+        )
+        if name is not None
+        else None
     )
+    if target.server:
+        from strongroom.cli.server_commands import create_backup
+
+        create_backup(
+            target,
+            name=name,
+            flags=flags if from_schedule is None else None,
+            storage_location=storage_location,
+            from_schedule=from_schedule,
+            wait=wait,
+            output=output,
+        )
+        return
+    if from_schedule is not None:
+        require_server(target, "backup create --from-schedule")
+    assert flags is not None and name is not None
+    del wait  # a local-mode backup runs in this process and always finishes before the command returns
     location = registry().resolve(storage_location)
     require_writable(location)
     backup, ttl_delta = build_backup(flags, location.name)
@@ -206,36 +274,63 @@ def create(
 
 @backup_app.command()
 def get(
-    name: Annotated[str | None, typer.Argument(help="Show only this backup.")] = None,
+    names: Annotated[list[str] | None, typer.Argument(help="Show only these backups.")] = None,
+    selector: ListSelectorOption = None,
     storage_location: SearchLocationOption = None,
     output: OutputOption = Output.table,
+    namespace: ServerNamespaceOption = None,
+    mode: ModeOption = None,
+    kubeconfig: KubeconfigOption = None,
+    kubecontext: ContextOption = None,
 ) -> None:
-    """List the backups stored in the backup storage locations."""
+    """List backups: the Backup resources of the server, or those stored in the locations (local mode)."""
+    target = choose(mode, namespace, kubeconfig, kubecontext)
+    if target.server:
+        from strongroom.cli.server_commands import get_backups
+
+        get_backups(target, names, selector, storage_location, output)
+        return
+    matches = label_filter(selector)
 
     async def go() -> list[dict[str, Any]]:
-        if name is not None:
-            return [(await _find(name, storage_location))[2]]
+        if names:
+            return [(await _find(name, storage_location))[2] for name in names]
         found: list[dict[str, Any]] = []
         async for location, catalog in catalogs(storage_location):
             try:
-                names = await catalog.backup_names()
+                stored = await catalog.backup_names()
             except StorageError as exc:
                 if storage_location is not None:
                     raise
                 typer.echo(f"warning: location {location.name!r} skipped: {exc.message}", err=True)
                 continue
-            for backup_name in names:
+            for backup_name in stored:
                 try:
                     found.append(_as_listed(await catalog.read_backup_metadata(backup_name), location))
                 except NotFoundError:
                     continue  # deleted while listing
         return found
 
-    backups = run(go())
+    backups = [backup for backup in run(go()) if matches(backup)]
     document: Any = (
-        backups[0] if name else {"apiVersion": "velero.io/v1", "kind": "BackupList", "items": backups}
+        backups[0]
+        if names and len(names) == 1 and backups
+        else {"apiVersion": "velero.io/v1", "kind": "BackupList", "items": backups}
     )
     emit(document, output, lambda: print_backups(backups, datetime.now(UTC)))
+
+
+def label_filter(selector: str | None) -> Callable[[dict[str, Any]], bool]:
+    """``-l`` in local mode: the same selector the API server would apply to the resources."""
+    if not selector:
+        return lambda _: True
+    from strongroom.model.selectors import SelectorError, parse_label_selector
+
+    try:
+        parsed = parse_label_selector(selector)
+    except SelectorError as exc:
+        raise UsageError(f"invalid --selector {selector!r}: {exc}") from exc
+    return lambda backup: parsed.matches((backup.get("metadata") or {}).get("labels") or {})
 
 
 @backup_app.command()
@@ -245,8 +340,19 @@ def describe(
         bool, typer.Option("--details", help="Show the resource list and every error and warning.")
     ] = False,
     storage_location: SearchLocationOption = None,
+    timeout: TimeoutOption = DOWNLOAD_TIMEOUT,
+    namespace: ServerNamespaceOption = None,
+    mode: ModeOption = None,
+    kubeconfig: KubeconfigOption = None,
+    kubecontext: ContextOption = None,
 ) -> None:
     """Describe a backup."""
+    target = choose(mode, namespace, kubeconfig, kubecontext)
+    if target.server:
+        from strongroom.cli.server_commands import describe_backup as describe_on_server
+
+        describe_on_server(target, name, details=details, timeout=timeout)
+        return
 
     async def go() -> tuple[Location, dict[str, Any], Any, Any]:
         location, catalog, backup = await _find(name, storage_location)
@@ -269,8 +375,21 @@ def describe(
 def logs(
     name: Annotated[str, typer.Argument(help="Name of the backup.")],
     storage_location: SearchLocationOption = None,
+    timeout: TimeoutOption = DOWNLOAD_TIMEOUT,
+    insecure_skip_tls_verify: InsecureOption = False,
+    cacert: CacertOption = None,
+    namespace: ServerNamespaceOption = None,
+    mode: ModeOption = None,
+    kubeconfig: KubeconfigOption = None,
+    kubecontext: ContextOption = None,
 ) -> None:
     """Print a backup's log."""
+    target = choose(mode, namespace, kubeconfig, kubecontext)
+    if target.server:
+        from strongroom.cli.server_commands import backup_logs
+
+        backup_logs(target, name, timeout=timeout, insecure=insecure_skip_tls_verify, cacert=cacert)
+        return
 
     async def go() -> bytes:
         _, catalog, _ = await _find(name, storage_location)
@@ -292,11 +411,29 @@ def download(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     storage_location: SearchLocationOption = None,
+    timeout: TimeoutOption = DOWNLOAD_TIMEOUT,
+    insecure_skip_tls_verify: InsecureOption = False,
+    cacert: CacertOption = None,
+    namespace: ServerNamespaceOption = None,
+    mode: ModeOption = None,
+    kubeconfig: KubeconfigOption = None,
+    kubecontext: ContextOption = None,
 ) -> None:
     """Download a backup's tarball."""
     destination = output_file or Path(f"{name}-data.tar.gz")
     if destination.exists() and not force:
         raise UsageError(f"file {str(destination)!r} already exists", hint="pass --force to overwrite it")
+    target = choose(mode, namespace, kubeconfig, kubecontext)
+    if target.server:
+        from strongroom.cli.server_commands import download_backup
+
+        size = download_backup(
+            target, name, destination, timeout=timeout, insecure=insecure_skip_tls_verify, cacert=cacert
+        )
+        typer.echo(
+            f"Backup {name} has been successfully downloaded to {destination.resolve()} ({size} bytes)"
+        )
+        return
 
     async def go() -> int:
         _, catalog, _ = await _find(name, storage_location)
@@ -315,23 +452,63 @@ def download(
 
 @backup_app.command()
 def delete(
-    names: Annotated[list[str], typer.Argument(help="Names of the backups.")],
+    names: Annotated[list[str] | None, typer.Argument(help="Names of the backups.")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Delete every backup.")] = False,
+    selector: ListSelectorOption = None,
     confirm_flag: Annotated[bool, typer.Option("--confirm", help="Do not ask for confirmation.")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="Server mode: wait until the server has deleted the backups."),
+    ] = False,
     storage_location: SearchLocationOption = None,
+    namespace: ServerNamespaceOption = None,
+    mode: ModeOption = None,
+    kubeconfig: KubeconfigOption = None,
+    kubecontext: ContextOption = None,
 ) -> None:
     """Delete backups and all their files from storage."""
+    chosen = sum((bool(names), everything, selector is not None))
+    if chosen != 1:
+        raise UsageError(
+            "name the backups to delete, or pass --all or --selector (exactly one of these)",
+            hint="strongroom backup delete NAME... | --all | --selector KEY=VALUE",
+        )
+    what = (
+        ", ".join(names)
+        if names
+        else ("every backup" if everything else f"the backups matching {selector!r}")
+    )
     if not confirm_flag:
-        confirm(f"Delete backup(s) {', '.join(names)} and all their files from storage?")
+        confirm(f"Delete backup(s) {what} and all their files from storage?")
+    target = choose(mode, namespace, kubeconfig, kubecontext)
+    if target.server:
+        from strongroom.cli.server_commands import delete_backups
+
+        delete_backups(target, names or [], everything=everything, selector=selector, wait=wait)
+        return
+    matches = label_filter(selector)
 
     async def go() -> list[tuple[str, int]]:
         deleted = []
-        for name in names:
+        if names:
+            chosen_names = list(names)
+        else:
+            chosen_names = []
+            async for _, catalog in catalogs(storage_location):
+                for backup_name in await catalog.backup_names():
+                    with contextlib.suppress(NotFoundError):
+                        if matches(await catalog.read_backup_metadata(backup_name)):
+                            chosen_names.append(backup_name)
+        for name in chosen_names:
             location, catalog, _ = await _find(name, storage_location)
             require_writable(location)
             deleted.append((name, await catalog.delete_backup(name)))
         return deleted
 
-    for name, count in run(go()):
+    done = run(go())
+    if not done:
+        typer.echo("No backups found")
+    for name, count in done:
         typer.echo(f'Backup "{name}" deleted ({count} files).')
 
 

@@ -98,11 +98,16 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
 
 
+def kubeconfig_path(explicit: str | None) -> str | None:
+    """``--kubeconfig``, else ``$KUBECONFIG`` read now (the client library reads it once, when imported)."""
+    return explicit or os.environ.get("KUBECONFIG") or None
+
+
 @asynccontextmanager
 async def kube_client(kubeconfig: str | None, context: str | None) -> AsyncIterator[KubeClient]:
     from strongroom.kube import KubeClient  # the Kubernetes client is loaded only by commands that use it
 
-    client = await KubeClient.from_kubeconfig(kubeconfig, context)
+    client = await KubeClient.from_kubeconfig(kubeconfig_path(kubeconfig), context)
     try:
         yield client
     finally:
@@ -250,6 +255,11 @@ class ProgressReporter:
         self._what = what
         self._progress: Progress | None = None
         self._task: Any = None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a bar is shown (stderr is a terminal, unless told otherwise)."""
+        return self._enabled
 
     def __enter__(self) -> ProgressReporter:
         if self._enabled:

@@ -7,7 +7,19 @@ from typing import Annotated, Any
 
 import typer
 
-from strongroom.cli.common import Output, OutputOption, confirm, emit, print_table, registry, run, split_list
+from strongroom.cli.common import (
+    ContextOption,
+    KubeconfigOption,
+    Output,
+    OutputOption,
+    confirm,
+    emit,
+    print_table,
+    registry,
+    run,
+    split_list,
+)
+from strongroom.cli.server_mode import ModeOption, ServerNamespaceOption, choose
 from strongroom.errors import UsageError
 from strongroom.locations import ACCESS_MODES, Location, absolute, open_location
 from strongroom.storage import validate_top_level
@@ -21,6 +33,32 @@ ConfigOption = Annotated[
         help="Provider settings as key=value pairs, comma separated (region=..,s3Url=..,s3ForcePathStyle=true,insecureSkipTLSVerify=true,profile=..).",
     ),
 ]
+
+
+CredentialOption = Annotated[
+    str | None,
+    typer.Option(
+        "--credential",
+        help="Server mode: the Secret and key holding the location's credentials, as SECRET=KEY "
+        "(e.g. cloud-credentials=cloud).",
+    ),
+]
+
+
+def _server_only_credentials(credential_file: str | None) -> None:
+    if credential_file is not None:
+        raise UsageError(
+            "--credential-file names a file on this host, which the server cannot read",
+            hint="store the credentials in a Secret in the server's namespace and pass --credential SECRET=KEY",
+        )
+
+
+def _local_only_credentials(credential: str | None) -> None:
+    if credential is not None:
+        raise UsageError(
+            "--credential names a Secret for the server; local mode reads credentials from a file",
+            hint="pass --credential-file PATH",
+        )
 
 
 def parse_config(values: list[str] | None) -> dict[str, str]:
@@ -66,9 +104,64 @@ def create(
     skip_check: Annotated[
         bool, typer.Option("--skip-check", help="Save without connecting to the store to check it.")
     ] = False,
+    credential: CredentialOption = None,
+    labels: Annotated[
+        list[str] | None,
+        typer.Option("--labels", help="Server mode: labels of the BackupStorageLocation (key=value,...)."),
+    ] = None,
+    backup_sync_period: Annotated[
+        str | None,
+        typer.Option(
+            "--backup-sync-period",
+            help="Server mode: how often the server syncs backups from storage (Go duration; 0s disables).",
+        ),
+    ] = None,
+    validation_frequency: Annotated[
+        str | None,
+        typer.Option(
+            "--validation-frequency",
+            help="Server mode: how often the server validates the location (Go duration; 0s disables).",
+        ),
+    ] = None,
+    namespace: ServerNamespaceOption = None,
+    mode: ModeOption = None,
+    kubeconfig: KubeconfigOption = None,
+    kubecontext: ContextOption = None,
 ) -> None:
     """Add a backup storage location."""
     _check_access_mode(access_mode)
+    target = choose(mode, namespace, kubeconfig, kubecontext)
+    if target.server:
+        from strongroom.backup.request import parse_labels
+        from strongroom.cli.server_commands import create_location
+
+        _server_only_credentials(credential_file)
+        create_location(
+            target,
+            name=name,
+            provider=provider,
+            bucket=bucket,
+            prefix=prefix,
+            config=parse_config(config),
+            credential=credential,
+            cacert=cacert,
+            default=default,
+            access_mode=access_mode,
+            labels=parse_labels(split_list(labels)),
+            backup_sync_period=backup_sync_period,
+            validation_frequency=validation_frequency,
+        )
+        return
+    _local_only_credentials(credential)
+    for flag, value in (
+        ("--labels", labels),
+        ("--backup-sync-period", backup_sync_period),
+        ("--validation-frequency", validation_frequency),
+    ):
+        if value:
+            raise UsageError(
+                f"{flag} works in server mode only: local mode has no server to sync or validate"
+            )
     location = absolute(
         Location(
             name=name,
@@ -95,8 +188,18 @@ def create(
 def get(
     name: Annotated[str | None, typer.Argument(help="Show only this location.")] = None,
     output: OutputOption = Output.table,
+    namespace: ServerNamespaceOption = None,
+    mode: ModeOption = None,
+    kubeconfig: KubeconfigOption = None,
+    kubecontext: ContextOption = None,
 ) -> None:
     """List backup storage locations."""
+    target = choose(mode, namespace, kubeconfig, kubecontext)
+    if target.server:
+        from strongroom.cli.server_commands import get_locations
+
+        get_locations(target, name, output)
+        return
     locations = [registry().get(name)] if name else registry().locations()
     document = (
         locations[0].to_json()
@@ -138,9 +241,35 @@ def set_(
     ] = None,
     cacert: Annotated[str | None, typer.Option("--cacert", help="New CA bundle file.")] = None,
     access_mode: Annotated[str | None, typer.Option("--access-mode", help="ReadWrite or ReadOnly.")] = None,
+    credential: CredentialOption = None,
+    namespace: ServerNamespaceOption = None,
+    mode: ModeOption = None,
+    kubeconfig: KubeconfigOption = None,
+    kubecontext: ContextOption = None,
 ) -> None:
     """Change a backup storage location."""
     _check_access_mode(access_mode)
+    if all(value is None for value in (default, config, credential_file, cacert, access_mode, credential)):
+        raise UsageError(
+            "nothing to change",
+            hint="pass --default, --config, --credential (server) or --credential-file (local), --cacert or --access-mode",
+        )
+    target = choose(mode, namespace, kubeconfig, kubecontext)
+    if target.server:
+        from strongroom.cli.server_commands import set_location
+
+        _server_only_credentials(credential_file)
+        set_location(
+            target,
+            name,
+            default=default,
+            config=parse_config(config) if config is not None else None,
+            credential=credential,
+            cacert=cacert,
+            access_mode=access_mode,
+        )
+        return
+    _local_only_credentials(credential)
     current = registry().get(name)
     changes: dict[str, Any] = {}
     if default is not None:
@@ -176,9 +305,19 @@ def set_(
 def delete(
     name: Annotated[str, typer.Argument(help="Name of the location.")],
     confirm_flag: Annotated[bool, typer.Option("--confirm", help="Do not ask for confirmation.")] = False,
+    namespace: ServerNamespaceOption = None,
+    mode: ModeOption = None,
+    kubeconfig: KubeconfigOption = None,
+    kubecontext: ContextOption = None,
 ) -> None:
     """Forget a backup storage location; the backups stored there are kept."""
     if not confirm_flag:
         confirm(f"Delete backup storage location {name!r}? Its backups stay in storage.")
+    target = choose(mode, namespace, kubeconfig, kubecontext)
+    if target.server:
+        from strongroom.cli.server_commands import delete_location
+
+        delete_location(target, name)
+        return
     registry().delete(name)
     typer.echo(f'Backup storage location "{name}" deleted; the backups stored there are untouched.')

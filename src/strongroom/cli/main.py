@@ -13,9 +13,12 @@ import typer
 
 from strongroom import __version__
 from strongroom.cli.backup import backup_app
+from strongroom.cli.install import install, uninstall
 from strongroom.cli.locations import location_app
 from strongroom.cli.restore import restore_app
 from strongroom.cli.sandbox import sandbox_app
+from strongroom.cli.schedule import schedule_app
+from strongroom.cli.server import server
 from strongroom.errors import EXIT_FAILURE, EXIT_OK, StrongroomError
 
 app = typer.Typer(
@@ -29,6 +32,10 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(backup_app, name="backup")
 app.add_typer(restore_app, name="restore")
 app.add_typer(location_app, name="backup-location")
+app.add_typer(schedule_app, name="schedule")
+app.command(name="server")(server)
+app.command(name="install")(install)
+app.command(name="uninstall")(uninstall)
 
 
 @app.command()

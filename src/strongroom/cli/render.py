@@ -20,8 +20,10 @@ __all__ = [
     "backup_rows",
     "describe_backup",
     "describe_restore",
+    "describe_schedule",
     "print_backups",
     "print_restores",
+    "print_schedules",
     "selector_text",
 ]
 
@@ -163,8 +165,9 @@ def describe_backup(
     results: Results | None,
     resource_list: Mapping[str, Sequence[str]] | None,
     details: bool,
-    location: str,
+    location: str | None,
 ) -> None:
+    """velero's describe layout; ``location`` is where the backup was found (local mode), if anywhere."""
     metadata = backup.get("metadata") or {}
     spec = backup.get("spec") or {}
     status = backup.get("status") or {}
@@ -198,7 +201,7 @@ def describe_backup(
         "",
         f"Label selector:  {selector_text(spec)}",
         "",
-        f"Storage Location:  {spec.get('storageLocation', '')} ({location})",
+        f"Storage Location:  {spec.get('storageLocation', '')}" + (f" ({location})" if location else ""),
         "",
         f"TTL:  {spec.get('ttl', '')}",
         "",
@@ -298,3 +301,87 @@ def _resource_list(resource_list: Mapping[str, Sequence[str]] | None, details: b
 
 def _auto(value: object) -> str:
     return "auto" if value is None else str(value).lower()
+
+
+def _ago(value: object, now: datetime) -> str:
+    """velero's LAST BACKUP column: how long ago, coarsely; ``n/a`` when never."""
+    when = _parse_time(value)
+    if when is None:
+        return "n/a"
+    seconds = max(int((now - when).total_seconds()), 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def print_schedules(schedules: Sequence[Mapping[str, Any]], now: datetime) -> None:
+    rows = []
+    for schedule in schedules:
+        spec = schedule.get("spec") or {}
+        status = schedule.get("status") or {}
+        template = spec.get("template") or {}
+        rows.append(
+            (
+                schedule["metadata"]["name"],
+                status.get("phase") or "New",
+                show_time(schedule["metadata"].get("creationTimestamp")),
+                spec.get("schedule", ""),
+                template.get("ttl", ""),
+                _ago(status.get("lastBackup"), now),
+                selector_text(template),
+                "true" if spec.get("paused") else "false",
+            )
+        )
+    print_table(
+        ["NAME", "STATUS", "CREATED", "SCHEDULE", "BACKUP TTL", "LAST BACKUP", "SELECTOR", "PAUSED"], rows
+    )
+
+
+def describe_schedule(schedule: Mapping[str, Any]) -> None:
+    """velero's ``schedule describe``: metadata, phase, paused, the cron and backup template, the last backup."""
+    metadata = schedule.get("metadata") or {}
+    spec = schedule.get("spec") or {}
+    status = schedule.get("status") or {}
+    template = spec.get("template") or {}
+    lines = [
+        f"Name:         {metadata.get('name')}",
+        f"Namespace:    {metadata.get('namespace', '')}",
+        f"Labels:       {_key_values(metadata.get('labels'))}",
+        f"Annotations:  {_key_values(metadata.get('annotations'))}",
+        "",
+        f"Phase:  {status.get('phase') or 'New'}",
+    ]
+    if status.get("validationErrors"):
+        lines += ["", "Validation errors:"]
+        lines.extend(f"  {message}" for message in status["validationErrors"])
+    lines += [
+        "",
+        f"Paused:  {'true' if spec.get('paused') else 'false'}",
+        "",
+        f"Schedule:  {spec.get('schedule', '')}",
+        f"Use owner references in backup:  {'true' if spec.get('useOwnerReferencesInBackup') else 'false'}",
+        f"Skip immediately:  {_auto(spec.get('skipImmediately'))}",
+        "",
+        "Backup Template:",
+        "  Namespaces:",
+        f"    Included:  {_list(template.get('includedNamespaces'), '*')}",
+        f"    Excluded:  {_list(template.get('excludedNamespaces'), '<none>')}",
+        "",
+        "  Resources:",
+        f"    Included:        {_list(template.get('includedResources'), '*')}",
+        f"    Excluded:        {_list(template.get('excludedResources'), '<none>')}",
+        f"    Cluster-scoped:  {_cluster_scoped(template.get('includeClusterResources'))}",
+        "",
+        f"  Label selector:  {selector_text(template)}",
+        "",
+        f"  Storage Location:  {template.get('storageLocation') or '<default>'}",
+        "",
+        f"  TTL:  {template.get('ttl', '')}",
+        "",
+        f"Last Backup:  {show_time(status.get('lastBackup'))}",
+    ]
+    if status.get("lastSkipped"):
+        lines.append(f"Last Skipped:  {show_time(status.get('lastSkipped'))}")
+    for line in lines:
+        typer.echo(line)

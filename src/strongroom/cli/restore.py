@@ -15,11 +15,16 @@ from typing import Annotated, Any
 import typer
 
 from strongroom.archive import decode_resource_list, decode_results, iter_log_lines
+from strongroom.cli.backup import (
+    DOWNLOAD_TIMEOUT,
+    CacertOption,
+    InsecureOption,
+    TimeoutOption,
+    label_filter,
+)
 from strongroom.cli.common import (
-    DEFAULT_NAMESPACE,
     ContextOption,
     KubeconfigOption,
-    NamespaceOption,
     Output,
     OutputOption,
     ProgressReporter,
@@ -36,11 +41,13 @@ from strongroom.cli.common import (
     split_list,
 )
 from strongroom.cli.render import describe_restore, print_restores
+from strongroom.cli.server_mode import ModeOption, ServerNamespaceOption, choose, require_server
 from strongroom.errors import (
     ConflictError,
     NotFoundError,
     ObjectNotFound,
     StorageError,
+    UsageError,
 )
 from strongroom.locations import Location
 from strongroom.restore.priorities import DEFAULT_RESTORE_PRIORITIES, parse_priorities
@@ -67,25 +74,19 @@ async def _find_restore(name: str, location_name: str | None) -> tuple[BackupCat
     return catalog, record
 
 
-async def _backup_namespaces(catalog: BackupCatalog, backup_name: str) -> list[str]:
-    """The namespaces a backup holds items of, from its resource list (for namespace patterns)."""
-    try:
-        resource_list = decode_resource_list(
-            await catalog.read_file(catalog.layout.backup_resource_list(backup_name))
-        )
-    except ObjectNotFound:
-        return []
-    return sorted(
-        {entry.partition("/")[0] for entries in resource_list.values() for entry in entries if "/" in entry}
-    )
-
-
 @restore_app.command()
 def create(
     name: Annotated[
         str | None, typer.Argument(help="Name of the restore (default: BACKUP-YYYYMMDDHHMMSS).")
     ] = None,
     from_backup: Annotated[str | None, typer.Option("--from-backup", help="Backup to restore from.")] = None,
+    from_schedule: Annotated[
+        str | None,
+        typer.Option(
+            "--from-schedule",
+            help="Server mode: restore the newest completed backup of this schedule.",
+        ),
+    ] = None,
     namespace_mappings: Annotated[
         list[str] | None,
         typer.Option("--namespace-mappings", help="Restore namespaces under new names: src1:dst1,src2:dst2."),
@@ -146,21 +147,45 @@ def create(
         bool, typer.Option("--wait", help="Wait for the restore to finish (local mode always does).")
     ] = False,
     storage_location: SearchLocationOption = None,
-    namespace: NamespaceOption = DEFAULT_NAMESPACE,
+    namespace: ServerNamespaceOption = None,
+    mode: ModeOption = None,
     kubeconfig: KubeconfigOption = None,
     kubecontext: ContextOption = None,
     output: OutputOption = Output.table,
 ) -> None:
     """Restore a backup into the cluster."""
     # Imported here, as in `backup create`: only this command needs the engine.
-    from strongroom.restore.request import RestoreFlags, build_restore, restore_options
+    from strongroom.restore.request import RestoreFlags, backup_namespaces, build_restore, restore_options
     from strongroom.restore.runner import RestoreRunner
 
-    del wait  # a local-mode restore runs in this process and always finishes before the command returns
+    if from_backup and from_schedule:
+        raise UsageError("either a backup or schedule must be specified, but not both")
+    if not from_backup and not from_schedule:
+        raise UsageError(
+            "a backup or schedule to restore from is required",
+            hint="pass --from-backup NAME (or, with the server, --from-schedule NAME)",
+        )
+    target = choose(mode, namespace, kubeconfig, kubecontext)
+    if from_schedule and not target.server:
+        require_server(target, "restore create --from-schedule")
+    if target.server:
+        for flag, given in (
+            ("--dry-run", dry_run),
+            ("--restore-resource-priorities", restore_resource_priorities is not None),
+        ):
+            if given:
+                raise UsageError(
+                    f"{flag} works in local mode only: the server has no such setting per restore",
+                    hint="use --mode local to run the restore here",
+                )
+        if storage_location is not None:
+            typer.echo(
+                "warning: --storage-location is ignored in server mode: the server finds the backup", err=True
+            )
     flags = RestoreFlags(
         name=name,
-        namespace=namespace,
-        from_backup=from_backup,
+        namespace=target.namespace,
+        from_backup=from_backup or from_schedule,
         namespace_mappings=split_list(namespace_mappings),
         include_namespaces=split_list(include_namespaces),
         exclude_namespaces=split_list(exclude_namespaces),
@@ -175,6 +200,12 @@ def create(
         status_include_resources=split_list(status_include_resources),
     )
     restore = build_restore(flags, datetime.now(UTC))
+    if target.server:
+        from strongroom.cli.server_commands import create_restore
+
+        create_restore(target, restore, from_schedule=from_schedule, wait=wait, output=output)
+        return
+    del wait  # a local-mode restore runs in this process and always finishes before the command returns
     priorities = (
         parse_priorities(restore_resource_priorities)
         if restore_resource_priorities
@@ -192,7 +223,7 @@ def create(
             warnings: list[str] = []
             discovery = await kube.discover()
             options = restore_options(
-                discovery, restore, await _backup_namespaces(catalog, backup_name), warnings
+                discovery, restore, await backup_namespaces(catalog, backup_name), warnings
             )
             for warning in warnings:
                 typer.echo(f"warning: {warning}", err=True)
@@ -273,31 +304,48 @@ def create(
 
 @restore_app.command()
 def get(
-    name: Annotated[str | None, typer.Argument(help="Show only this restore.")] = None,
+    names: Annotated[list[str] | None, typer.Argument(help="Show only these restores.")] = None,
+    selector: Annotated[
+        str | None,
+        typer.Option("--selector", "-l", help="Only the restores whose labels match this selector."),
+    ] = None,
     storage_location: SearchLocationOption = None,
     output: OutputOption = Output.table,
+    namespace: ServerNamespaceOption = None,
+    mode: ModeOption = None,
+    kubeconfig: KubeconfigOption = None,
+    kubecontext: ContextOption = None,
 ) -> None:
     """List restores."""
+    target = choose(mode, namespace, kubeconfig, kubecontext)
+    if target.server:
+        from strongroom.cli.server_commands import get_restores
+
+        get_restores(target, names, selector, output)
+        return
+    matches = label_filter(selector)
 
     async def go() -> list[dict[str, Any]]:
-        if name is not None:
-            return [(await _find_restore(name, storage_location))[1]]
+        if names:
+            return [(await _find_restore(name, storage_location))[1] for name in names]
         found = []
         async for location, catalog in catalogs(storage_location):
             try:
-                names = await catalog.restore_names()
+                stored = await catalog.restore_names()
             except StorageError as exc:
                 if storage_location is not None:
                     raise
                 typer.echo(f"warning: location {location.name!r} skipped: {exc.message}", err=True)
                 continue
-            for restore_name in names:
+            for restore_name in stored:
                 found.append(await catalog.read_restore_record(restore_name))
         return found
 
-    restores = run(go())
+    restores = [restore for restore in run(go()) if matches(restore)]
     document: Any = (
-        restores[0] if name else {"apiVersion": "velero.io/v1", "kind": "RestoreList", "items": restores}
+        restores[0]
+        if names and len(names) == 1 and restores
+        else {"apiVersion": "velero.io/v1", "kind": "RestoreList", "items": restores}
     )
     emit(document, output, lambda: print_restores(restores))
 
@@ -307,8 +355,19 @@ def describe(
     name: Annotated[str, typer.Argument(help="Name of the restore.")],
     details: Annotated[bool, typer.Option("--details", help="Show every error and warning.")] = False,
     storage_location: SearchLocationOption = None,
+    timeout: TimeoutOption = DOWNLOAD_TIMEOUT,
+    namespace: ServerNamespaceOption = None,
+    mode: ModeOption = None,
+    kubeconfig: KubeconfigOption = None,
+    kubecontext: ContextOption = None,
 ) -> None:
     """Describe a restore."""
+    target = choose(mode, namespace, kubeconfig, kubecontext)
+    if target.server:
+        from strongroom.cli.server_commands import describe_restore as describe_on_server
+
+        describe_on_server(target, name, details=details, timeout=timeout)
+        return
 
     async def go() -> tuple[dict[str, Any], Any, Any]:
         catalog, restore = await _find_restore(name, storage_location)
@@ -329,8 +388,21 @@ def describe(
 def logs(
     name: Annotated[str, typer.Argument(help="Name of the restore.")],
     storage_location: SearchLocationOption = None,
+    timeout: TimeoutOption = DOWNLOAD_TIMEOUT,
+    insecure_skip_tls_verify: InsecureOption = False,
+    cacert: CacertOption = None,
+    namespace: ServerNamespaceOption = None,
+    mode: ModeOption = None,
+    kubeconfig: KubeconfigOption = None,
+    kubecontext: ContextOption = None,
 ) -> None:
     """Print a restore's log."""
+    target = choose(mode, namespace, kubeconfig, kubecontext)
+    if target.server:
+        from strongroom.cli.server_commands import restore_logs
+
+        restore_logs(target, name, timeout=timeout, insecure=insecure_skip_tls_verify, cacert=cacert)
+        return
 
     async def go() -> bytes:
         catalog, _ = await _find_restore(name, storage_location)

@@ -1,0 +1,318 @@
+"""`strongroom schedule create|get|describe|delete|pause|unpause`: Velero's Schedules, through the server.
+
+A schedule is a cron expression and a backup template that the in-cluster
+server turns into Backups (``<schedule>-YYYYMMDDHHMMSS``). Nothing runs a
+schedule in local mode, so every command here needs the server and says so
+(exit 2) when none is installed, rather than storing a schedule that would
+never fire. The template is built from the same flags, with the same
+validation, as ``backup create``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from strongroom.cli.backup import (
+    ExcludeNamespacesOption,
+    ExcludeResourcesOption,
+    IncludeClusterResourcesOption,
+    IncludeNamespacesOption,
+    IncludeResourcesOption,
+    OrderedResourcesOption,
+    OrSelectorOption,
+    SelectorOption,
+    TtlOption,
+)
+from strongroom.cli.common import (
+    ContextOption,
+    KubeconfigOption,
+    LocationOption,
+    Output,
+    OutputOption,
+    confirm,
+    emit,
+    parse_bool_flag,
+    run,
+    split_list,
+)
+from strongroom.cli.render import describe_schedule, print_schedules
+from strongroom.cli.server_mode import ModeOption, ServerNamespaceOption, Target, choose, require_server
+from strongroom.errors import UsageError
+
+schedule_app = typer.Typer(help="Back up on a schedule (needs the in-cluster server).", no_args_is_help=True)
+
+NamesArgument = Annotated[list[str] | None, typer.Argument(help="Names of the schedules.")]
+AllOption = Annotated[bool, typer.Option("--all", help="Every schedule.")]
+ScheduleSelectorOption = Annotated[
+    str | None, typer.Option("--selector", "-l", help="Only the schedules whose labels match this selector.")
+]
+
+
+def _server(
+    mode: Any, namespace: str | None, kubeconfig: str | None, kubecontext: str | None, command: str
+) -> Target:
+    target = choose(mode, namespace, kubeconfig, kubecontext)
+    require_server(target, command)
+    return target
+
+
+@schedule_app.command()
+def create(
+    name: Annotated[str, typer.Argument(help="Name of the schedule.")],
+    schedule: Annotated[
+        str,
+        typer.Option(
+            "--schedule",
+            help="A cron expression for when to back up, e.g. '0 7 * * *' (every day at 07:00 UTC).",
+        ),
+    ],
+    include_namespaces: IncludeNamespacesOption = None,
+    exclude_namespaces: ExcludeNamespacesOption = None,
+    include_resources: IncludeResourcesOption = None,
+    exclude_resources: ExcludeResourcesOption = None,
+    include_cluster_resources: IncludeClusterResourcesOption = None,
+    selector: SelectorOption = None,
+    or_selector: OrSelectorOption = None,
+    ttl: TtlOption = "720h0m0s",
+    storage_location: LocationOption = None,
+    ordered_resources: OrderedResourcesOption = None,
+    labels: Annotated[
+        list[str] | None, typer.Option("--labels", help="Labels for the schedule (key=value,...).")
+    ] = None,
+    paused: Annotated[bool, typer.Option("--paused", help="Create the schedule paused.")] = False,
+    skip_immediately: Annotated[
+        bool | None,
+        typer.Option(
+            "--skip-immediately/--no-skip-immediately",
+            help="Skip a backup that is already due when the schedule is created or unpaused "
+            "(default: the server's setting).",
+        ),
+    ] = None,
+    use_owner_references_in_backup: Annotated[
+        bool,
+        typer.Option(
+            "--use-owner-references-in-backup",
+            help="Make the schedule own its backups: deleting the schedule deletes them too.",
+        ),
+    ] = False,
+    namespace: ServerNamespaceOption = None,
+    mode: ModeOption = None,
+    kubeconfig: KubeconfigOption = None,
+    kubecontext: ContextOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Create a schedule: the server backs up with these flags whenever the cron expression fires."""
+    from strongroom.backup.request import BackupFlags, parse_labels
+    from strongroom.cli.server_api import SCHEDULES, server_api
+    from strongroom.cli.server_commands import backup_manifest
+
+    target = _server(mode, namespace, kubeconfig, kubecontext, "schedule create")
+    if not schedule.strip():
+        raise UsageError("--schedule is required", hint="e.g. --schedule '0 7 * * *'")
+    # The template is validated exactly as `backup create` validates its flags.
+    backup = backup_manifest(
+        BackupFlags(
+            name=name,
+            namespace=target.namespace,
+            include_namespaces=split_list(include_namespaces),
+            exclude_namespaces=split_list(exclude_namespaces),
+            include_resources=split_list(include_resources),
+            exclude_resources=split_list(exclude_resources),
+            include_cluster_resources=parse_bool_flag(
+                include_cluster_resources, "--include-cluster-resources"
+            ),
+            selector=selector,
+            or_selector=or_selector,
+            ttl=ttl,
+            ordered_resources=ordered_resources,
+        ),
+        storage_location,
+    )
+    spec: dict[str, Any] = {
+        "schedule": schedule,
+        "template": backup["spec"],
+        "useOwnerReferencesInBackup": use_owner_references_in_backup,
+        "paused": paused,
+    }
+    if skip_immediately is not None:
+        spec["skipImmediately"] = skip_immediately
+    metadata: dict[str, Any] = {"name": name, "namespace": target.namespace}
+    schedule_labels = parse_labels(split_list(labels))
+    if schedule_labels:
+        metadata["labels"] = schedule_labels
+    body = {"apiVersion": "velero.io/v1", "kind": "Schedule", "metadata": metadata, "spec": spec}
+
+    async def go() -> dict[str, Any]:
+        async with server_api(target) as api:
+            return await api.create(SCHEDULES, body)
+
+    created = run(go())
+    if output is Output.table:
+        typer.echo(f'Schedule "{name}" created successfully.')
+    else:
+        emit(created, output, lambda: None)
+
+
+@schedule_app.command()
+def get(
+    names: NamesArgument = None,
+    selector: ScheduleSelectorOption = None,
+    output: OutputOption = Output.table,
+    namespace: ServerNamespaceOption = None,
+    mode: ModeOption = None,
+    kubeconfig: KubeconfigOption = None,
+    kubecontext: ContextOption = None,
+) -> None:
+    """List schedules."""
+    from strongroom.cli.server_api import SCHEDULES, server_api
+    from strongroom.cli.server_commands import list_document
+
+    target = _server(mode, namespace, kubeconfig, kubecontext, "schedule get")
+
+    async def go() -> list[dict[str, Any]]:
+        async with server_api(target) as api:
+            return await api.select(SCHEDULES, names, selector)
+
+    schedules = run(go())
+    emit(
+        list_document("Schedule", schedules, names is not None and len(names) == 1),
+        output,
+        lambda: print_schedules(schedules, datetime.now(UTC)),
+    )
+
+
+@schedule_app.command()
+def describe(
+    names: NamesArgument = None,
+    selector: ScheduleSelectorOption = None,
+    namespace: ServerNamespaceOption = None,
+    mode: ModeOption = None,
+    kubeconfig: KubeconfigOption = None,
+    kubecontext: ContextOption = None,
+) -> None:
+    """Describe schedules (all of them, or the named ones)."""
+    from strongroom.cli.server_api import SCHEDULES, server_api
+
+    target = _server(mode, namespace, kubeconfig, kubecontext, "schedule describe")
+
+    async def go() -> list[dict[str, Any]]:
+        async with server_api(target) as api:
+            return await api.select(SCHEDULES, names, selector)
+
+    for index, found in enumerate(run(go())):
+        if index:
+            typer.echo("")
+        describe_schedule(found)
+
+
+def _chosen(names: list[str] | None, everything: bool, selector: str | None, command: str) -> None:
+    if sum((bool(names), everything, selector is not None)) != 1:
+        raise UsageError(
+            "name the schedules, or pass --all or --selector (exactly one of these)",
+            hint=f"strongroom schedule {command} NAME... | --all | --selector KEY=VALUE",
+        )
+
+
+@schedule_app.command()
+def delete(
+    names: NamesArgument = None,
+    everything: AllOption = False,
+    selector: ScheduleSelectorOption = None,
+    confirm_flag: Annotated[bool, typer.Option("--confirm", help="Do not ask for confirmation.")] = False,
+    namespace: ServerNamespaceOption = None,
+    mode: ModeOption = None,
+    kubeconfig: KubeconfigOption = None,
+    kubecontext: ContextOption = None,
+) -> None:
+    """Delete schedules; their backups are kept (unless the schedule owns them)."""
+    from strongroom.cli.server_api import SCHEDULES, server_api
+
+    _chosen(names, everything, selector, "delete")
+    target = _server(mode, namespace, kubeconfig, kubecontext, "schedule delete")
+    if not confirm_flag:
+        confirm("Are you sure you want to continue?")
+
+    async def go() -> None:
+        async with server_api(target) as api:
+            found = await api.select(SCHEDULES, names, selector)
+            if not found:
+                typer.echo("No schedules found")
+            for item in found:
+                await api.delete(SCHEDULES, item["metadata"]["name"])
+                typer.echo(f"Schedule deleted: {item['metadata']['name']}")
+
+    run(go())
+
+
+def _pause(
+    target: Target,
+    names: list[str] | None,
+    selector: str | None,
+    paused: bool,
+    skip_immediately: bool | None,
+) -> None:
+    from strongroom.cli.server_api import SCHEDULES, server_api
+
+    word = "paused" if paused else "unpaused"
+
+    async def go() -> None:
+        async with server_api(target) as api:
+            found = await api.select(SCHEDULES, names, selector)
+            if not found:
+                typer.echo("No schedules found")
+            for item in found:
+                spec = item.setdefault("spec", {})
+                if bool(spec.get("paused")) == paused:
+                    typer.echo(f"Schedule {item['metadata']['name']} is already {word}, skip")
+                    continue
+                spec["paused"] = paused
+                if skip_immediately is None:
+                    spec.pop("skipImmediately", None)
+                else:
+                    spec["skipImmediately"] = skip_immediately
+                await api.replace(SCHEDULES, item)
+                typer.echo(f"Schedule {item['metadata']['name']} {word} successfully")
+
+    run(go())
+
+
+@schedule_app.command()
+def pause(
+    names: NamesArgument = None,
+    everything: AllOption = False,
+    selector: ScheduleSelectorOption = None,
+    namespace: ServerNamespaceOption = None,
+    mode: ModeOption = None,
+    kubeconfig: KubeconfigOption = None,
+    kubecontext: ContextOption = None,
+) -> None:
+    """Pause schedules: no backups are created until they are unpaused."""
+    _chosen(names, everything, selector, "pause")
+    target = _server(mode, namespace, kubeconfig, kubecontext, "schedule pause")
+    _pause(target, names, selector, True, None)
+
+
+@schedule_app.command()
+def unpause(
+    names: NamesArgument = None,
+    everything: AllOption = False,
+    selector: ScheduleSelectorOption = None,
+    skip_immediately: Annotated[
+        bool | None,
+        typer.Option(
+            "--skip-immediately/--no-skip-immediately",
+            help="Skip a backup that is already due now (default: the server's setting).",
+        ),
+    ] = None,
+    namespace: ServerNamespaceOption = None,
+    mode: ModeOption = None,
+    kubeconfig: KubeconfigOption = None,
+    kubecontext: ContextOption = None,
+) -> None:
+    """Unpause schedules."""
+    _chosen(names, everything, selector, "unpause")
+    target = _server(mode, namespace, kubeconfig, kubecontext, "schedule unpause")
+    _pause(target, names, selector, False, skip_immediately)
