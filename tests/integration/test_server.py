@@ -121,7 +121,8 @@ def test_the_seed_dpa_backup_and_restore_reach_their_documented_states(
     bucket = f"strongroom-{uuid.uuid4().hex[:12]}"
     moto.create_bucket(bucket)
     app = unique("nginx-example")
-    deploy_sample(sandbox, app)
+    # A CRD group of the test's own: the sample's CRD is cluster-wide.
+    deploy_sample(sandbox, app, f"{app}.example.com")
     before = kubectl_get_all(sandbox, app)
     server = start_server(sandbox, adp, tmp_path, servers)
     apply_yaml(sandbox, credentials_secret(adp), s3_dpa(adp, moto.endpoint, bucket))
@@ -167,6 +168,8 @@ def test_the_seed_dpa_backup_and_restore_reach_their_documented_states(
     assert 'velero_restore_success_total{schedule=""} 1.0' in metrics
     assert 'velero_backup_location_status_gauge{backup_location_name="velero-sample-1"} 1.0' in metrics
     assert SECRET_KEY not in server.log_path.read_text()
+    sandbox.kubectl("delete", "namespace", app, "--wait=false")
+    sandbox.kubectl("delete", "crd", f"crontabs.{app}.example.com", "--wait=false")
 
 
 def test_backups_fail_validation_for_a_missing_unavailable_or_read_only_location(
@@ -459,3 +462,108 @@ def test_download_and_delete_requests_are_answered(
     assert not (bucket / "velero" / "backups" / "kept").exists()
     events = json.loads(sandbox.kubectl("get", "events", "-n", adp, "-o", "json").stdout)["items"]
     assert any(e["reason"] == "Completed" and e["involvedObject"]["name"] == "kept" for e in events)
+
+
+def test_expired_backups_of_an_unavailable_location_are_kept_and_labelled(
+    sandbox: Sandbox, adp: str, tmp_path: Path, servers: list[ServerProcess]
+) -> None:
+    start_server(sandbox, adp, tmp_path, servers, "--garbage-collection-frequency", "1s")
+    bucket = tmp_path / "bucket"
+    apply_yaml(sandbox, local_location("default", adp, bucket))
+    wait_phase(sandbox, "backupstoragelocations", "default", adp, ("Available",))
+    apply_yaml(sandbox, backup("short-lived", adp, includedNamespaces=["kube-public"], ttl="10s"))
+    wait_phase(sandbox, "backups", "short-lived", adp, ("Completed",))
+
+    # Someone else's files at the top of the prefix: Velero's check makes the location Unavailable.
+    (bucket / "velero" / "not-velero").mkdir(parents=True)
+    (bucket / "velero" / "not-velero" / "data.txt").write_text("not a backup")
+    unavailable = wait_phase(sandbox, "backupstoragelocations", "default", adp, ("Unavailable",))
+    assert "invalid top-level directories: [not-velero]" in unavailable["status"]["message"]
+    labelled = eventually(
+        lambda: (
+            (get(sandbox, "backups", "short-lived", adp) or {})
+            .get("metadata", {})
+            .get("labels", {})
+            .get("velero.io/gc-failure")
+        ),
+        timeout=20,
+    )
+    assert labelled == "BSLUnavailable"
+    assert (bucket / "velero" / "backups" / "short-lived" / "velero-backup.json").exists()
+
+    (bucket / "velero" / "not-velero" / "data.txt").unlink()
+    (bucket / "velero" / "not-velero").rmdir()
+    wait_phase(sandbox, "backupstoragelocations", "default", adp, ("Available",))
+    eventually(lambda: get(sandbox, "backups", "short-lived", adp) is None, timeout=30, interval=0.3)
+    assert not (bucket / "velero" / "backups" / "short-lived").exists()
+
+
+def test_a_restore_from_a_schedule_uses_its_newest_completed_backup(
+    sandbox: Sandbox, adp: str, tmp_path: Path, servers: list[ServerProcess]
+) -> None:
+    start_server(sandbox, adp, tmp_path, servers)
+    apply_yaml(sandbox, local_location("default", adp, tmp_path / "bucket"))
+    wait_phase(sandbox, "backupstoragelocations", "default", adp, ("Available",))
+    apply_yaml(
+        sandbox,
+        {
+            "apiVersion": "velero.io/v1",
+            "kind": "Schedule",
+            "metadata": {"name": "hourly", "namespace": adp},
+            "spec": {"schedule": "@every 1s", "template": {"includedNamespaces": ["kube-public"]}},
+        },
+    )
+
+    def completed() -> list[str]:
+        items = sandbox.kubectl_json("get", "backups", "-n", adp, "-l", "velero.io/schedule-name=hourly")[
+            "items"
+        ]
+        names = sorted(
+            b["metadata"]["name"] for b in items if (b.get("status") or {}).get("phase") == "Completed"
+        )
+        return names if len(names) >= 2 else []
+
+    eventually(completed, timeout=30)
+    sandbox.kubectl(
+        "patch", "schedule", "hourly", "-n", adp, "--type=merge", "-p", '{"spec":{"paused":true}}'
+    )
+    time.sleep(1.5)  # a backup fired just before the pause finishes first
+    newest = eventually(completed)[-1]
+    apply_yaml(
+        sandbox,
+        {
+            "apiVersion": "velero.io/v1",
+            "kind": "Restore",
+            "metadata": {"name": "latest", "namespace": adp},
+            "spec": {"scheduleName": "hourly"},
+        },
+    )
+    restored = wait_phase(sandbox, "restores", "latest", adp, ("Completed", "PartiallyFailed", "Failed"))
+    assert restored["status"]["phase"] == "Completed", restored["status"]
+    assert restored["spec"]["backupName"] == eventually(completed)[-1] >= newest
+
+
+def test_a_dpa_waits_for_its_secret_and_its_log_level_applies(
+    sandbox: Sandbox, adp: str, moto: MotoServer, tmp_path: Path, servers: list[ServerProcess]
+) -> None:
+    bucket = f"strongroom-{uuid.uuid4().hex[:12]}"
+    moto.create_bucket(bucket)
+    server = start_server(sandbox, adp, tmp_path, servers, "--log-level", "info")
+    dpa = s3_dpa(adp, moto.endpoint, bucket)
+    dpa["spec"]["configuration"]["velero"]["logLevel"] = "debug"
+    apply_yaml(sandbox, dpa)
+
+    def condition() -> dict[str, Any]:
+        found = get(sandbox, "dataprotectionapplications", "velero-sample", adp) or {}
+        return {c["type"]: c for c in (found.get("status") or {}).get("conditions", [])}.get("Reconciled", {})
+
+    waiting = eventually(lambda: condition() if condition().get("status") == "False" else None, timeout=30)
+    assert "cloud-credentials" in waiting["message"]
+    assert get(sandbox, "backupstoragelocations", "velero-sample-1", adp) is None
+    assert not [r for r in server.records() if r.get("level") == "debug"]
+
+    # Only the Secret is created: the server notices without the DPA being touched.
+    apply_yaml(sandbox, credentials_secret(adp))
+    eventually(lambda: condition().get("status") == "True", timeout=30)
+    wait_phase(sandbox, "backupstoragelocations", "velero-sample-1", adp, ("Available",))
+    eventually(lambda: [r for r in server.records() if r.get("level") == "debug"], timeout=10)

@@ -154,15 +154,19 @@ class RestoreController:
         errors: list[str] = []
         backup_name = str(spec.get("backupName") or "")
         schedule_name = str(spec.get("scheduleName") or "")
-        if not backup_name and not schedule_name:
-            errors.append(
-                "Either a backup or schedule must be specified as a source for the restore, but not both"
-            )
+        # The spec as written (a backup or a schedule, not both), before the schedule is resolved.
+        try:
+            errors.extend(validate_restore_spec(Restore.from_manifest(request).spec))
+        except StrongroomError as exc:
+            errors.append(exc.message)
+        except ValueError as exc:
+            errors.append(str(exc))
+        if errors:
             return request, None, errors
         if not backup_name:
             backup_name = await self._newest_of(schedule_name) or ""
             if not backup_name:
-                errors.append(f"No backups found for schedule {schedule_name}")
+                errors.append(f"No completed backups found for schedule {schedule_name}")
                 return request, None, errors
             spec["backupName"] = backup_name
         backup = await ctx.get(ctx.resources.backups, backup_name)
@@ -177,12 +181,6 @@ class RestoreController:
             )
         elif not (backup.get("spec") or {}).get("storageLocation"):
             errors.append(f"backup {backup_name} names no storage location")
-        try:
-            errors.extend(validate_restore_spec(Restore.from_manifest(request).spec))
-        except StrongroomError as exc:
-            errors.append(exc.message)
-        except ValueError as exc:
-            errors.append(str(exc))
         return request, backup, errors
 
     async def _newest_of(self, schedule: str) -> str | None:

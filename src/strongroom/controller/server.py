@@ -164,6 +164,8 @@ class Server:
         self.status_requests = StatusRequestController(ctx)
         self.dpa = DpaReconciler(ctx.kube, ctx.namespace, clock=ctx.clock)
         self._validated: dict[str, int] = {}
+        # The watch and the periodic resync must not reconcile a DPA at the same time.
+        self._dpa_lock = asyncio.Lock()
 
     async def recover(self) -> None:
         await self.backups.recover_in_progress()
@@ -236,7 +238,11 @@ class Server:
         await self.location_controller.reconcile(location, force=force)
 
     async def _dpa(self, dpa: dict[str, Any]) -> None:
-        outcome = await self.dpa.reconcile(dpa)
+        async with self._dpa_lock:
+            current = await self.ctx.get(self.ctx.resources.dpas, str(dpa["metadata"]["name"]))
+            if current is None:
+                return
+            outcome = await self.dpa.reconcile(current)
         if outcome.ok and outcome.log_level:
             set_level(outcome.log_level)
         if outcome.transient:
@@ -267,6 +273,16 @@ class Server:
             )
             group.create_task(every(config.gc_frequency.total_seconds(), "garbage collection", self.gc.sweep))
             group.create_task(every(60.0, "expiring requests", self._expire_requests))
+            # A DPA waits on Secrets it does not own: a fixed Secret shows at the next pass.
+            group.create_task(
+                every(
+                    config.store_validation_frequency.total_seconds() or 60.0, "DPA resync", self._resync_dpas
+                )
+            )
+
+    async def _resync_dpas(self) -> None:
+        for dpa in await self.ctx.list(self.ctx.resources.dpas):
+            await self._dpa(dpa)
 
     async def _expire_requests(self) -> None:
         ctx = self.ctx
