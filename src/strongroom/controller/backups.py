@@ -15,142 +15,71 @@ result when the backup had in fact been stored) and removes the leftovers.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
-import time
-from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 from strongroom.backup.request import plan_backup
 from strongroom.backup.runner import BackupRunner
-from strongroom.controller.context import Refused, ServerContext, phase_of, stored_form
+from strongroom.controller.context import ServerContext, phase_of, stored_form
 from strongroom.controller.locations import Locations, is_read_only
-from strongroom.errors import StrongroomError
+from strongroom.controller.runs import ProgressWriter, RunController
+from strongroom.errors import ConflictError, StrongroomError
 from strongroom.model import labels as velero_labels
 from strongroom.model.duration import format_duration, parse_duration
 from strongroom.model.filters import validate_backup_spec
 from strongroom.model.velero import Backup, format_timestamp
 
-__all__ = ["BackupController", "ProgressWriter"]
+__all__ = ["BackupController"]
 
 _log = logging.getLogger(__name__)
 
-_PENDING = ("", "New")
 _TERMINAL = ("Completed", "PartiallyFailed", "Failed", "FailedValidation", "Deleting")
 
 
-class ProgressWriter:
-    """Writes a run's progress into the resource's status, at most once per interval."""
-
-    def __init__(self, ctx: ServerContext, res: Any, name: str, fields: tuple[str, str]) -> None:
-        self._ctx = ctx
-        self._res = res
-        self._name = name
-        self._fields = fields
-        self._last = 0.0
-        self._pending: asyncio.Task[Any] | None = None
-        self._loop = asyncio.get_running_loop()
-
-    def update(self, done: int, total: int) -> None:
-        # Called from the engine (possibly another thread); writes never block the run.
-        now = time.monotonic()
-        if now - self._last < self._ctx.config.progress_interval.total_seconds():
-            return
-        self._last = now
-        done_field, total_field = self._fields
-        status = {"progress": {total_field: total, done_field: done}}
-        self._loop.call_soon_threadsafe(self._start, status)
-
-    def _start(self, status: dict[str, Any]) -> None:
-        if self._pending is not None and not self._pending.done():
-            return
-        self._pending = asyncio.ensure_future(self._write(status))
-
-    async def _write(self, status: dict[str, Any]) -> None:
-        try:
-            await self._ctx.patch_status(self._res, self._name, status)
-        except StrongroomError as exc:
-            _log.debug("progress of %s not written: %s", self._name, exc.message)
-
-    async def settle(self) -> None:
-        if self._pending is not None:
-            await asyncio.gather(self._pending, return_exceptions=True)
-
-
-class BackupController:
+class BackupController(RunController):
     """Processes Backup resources of the server's namespace."""
 
-    def __init__(self, ctx: ServerContext, locations: Locations) -> None:
-        self._ctx = ctx
-        self._locations = locations
-        self._slots = asyncio.Semaphore(max(1, ctx.config.concurrent_backups))
+    noun = "backup"
 
-    async def reconcile(self, body: Mapping[str, Any]) -> None:
-        if phase_of(body) not in _PENDING:
-            return
-        name = str(body["metadata"]["name"])
-        async with self._slots:
-            # Re-read: while this one waited its turn it may have been processed or deleted.
-            current = await self._ctx.get(self._ctx.resources.backups, name)
-            if current is None or phase_of(current) not in _PENDING:
-                return
-            await self._process(current)
+    def __init__(self, ctx: ServerContext, locations: Locations) -> None:
+        super().__init__(ctx, ctx.resources.backups, ctx.config.concurrent_backups)
+        self._locations = locations
 
     async def _process(self, backup: dict[str, Any]) -> None:
         ctx = self._ctx
-        res = ctx.resources.backups
         name = str(backup["metadata"]["name"])
         schedule = (backup["metadata"].get("labels") or {}).get(velero_labels.SCHEDULE_NAME_LABEL, "")
         if ctx.metrics is not None:
             ctx.metrics.backup_attempted(schedule)
         started = ctx.clock()
         request, location, errors = await self._validate(backup)
-        metadata = request["metadata"]
+        labels = {"labels": request["metadata"].get("labels") or {}}
         if errors:
-            _log.warning("backup %s failed validation: %s", name, "; ".join(errors))
-            patched = await ctx.write(
-                res,
-                name,
-                metadata={"labels": metadata.get("labels") or {}},
-                status={
-                    "phase": "FailedValidation",
-                    "validationErrors": errors,
-                    "version": 1,
-                    "formatVersion": "1.1.0",
-                },
-            )
-            ctx.event(patched, "Warning", "FailedValidation", "; ".join(errors))
+            await self._fail_validation(name, errors, metadata=labels, version=1, formatVersion="1.1.0")
             if ctx.metrics is not None:
                 ctx.metrics.backup_finished(schedule, "FailedValidation")
             return
         assert location is not None
         ttl = parse_duration(str(request["spec"]["ttl"]))
-        in_progress = {
-            "phase": "InProgress",
-            "version": 1,
-            "formatVersion": "1.1.0",
-            "startTimestamp": format_timestamp(started),
-            "expiration": format_timestamp(started + ttl),
-        }
-        # Claim the backup with the version read: a second server that read the
-        # same New backup gets a conflict here and leaves it alone.
-        claimed = await ctx.write(
-            res,
-            name,
-            metadata={"labels": metadata.get("labels") or {}},
+        claimed = await self._claim(
+            backup,
+            f"backing up to location {location['metadata']['name']}",
+            {
+                "version": 1,
+                "formatVersion": "1.1.0",
+                "startTimestamp": format_timestamp(started),
+                "expiration": format_timestamp(started + ttl),
+            },
+            metadata=labels,
             spec=request["spec"],
-            status=in_progress,
-            resource_version=backup["metadata"]["resourceVersion"],
         )
-        ctx.event(claimed, "Normal", "InProgress", f"backing up to location {location['metadata']['name']}")
-        _log.info("backup %s started", name, extra={"backup": name})
-        progress = ProgressWriter(ctx, res, name, ("itemsBackedUp", "totalItems"))
+        progress = ProgressWriter(ctx, self._res, name, ("itemsBackedUp", "totalItems"))
         try:
             catalog = await self._locations.catalog(location)
             if await catalog.backup_exists(name):
-                raise Refused("backup already exists in object storage")
+                raise ConflictError("backup already exists in object storage")
             plan = await plan_backup(ctx.kube, claimed)
             runner = BackupRunner(
                 ctx.kube, catalog, workdir=ctx.config.workdir, clock=ctx.clock, progress=progress.update
@@ -164,38 +93,18 @@ class BackupController:
                 warnings=plan.warnings,
             )
             final = dict(outcome.backup.get("status") or {})
-            final.setdefault("errors", 0)
-            final.setdefault("warnings", 0)
-        except (StrongroomError, Refused) as exc:
-            message = exc.message if isinstance(exc, StrongroomError) else str(exc)
-            final = {
-                "phase": "Failed",
-                "failureReason": message,
-                "completionTimestamp": format_timestamp(ctx.clock()),
-            }
+        except StrongroomError as exc:
+            final = self.failed(exc, ctx.clock())
         await progress.settle()
-        phase = str(final.get("phase"))
-        written = await ctx.patch_status(res, name, final)
-        duration = (ctx.clock() - started).total_seconds()
-        items = int((final.get("progress") or {}).get("itemsBackedUp") or 0)
+        phase = await self._finish(name, final)
         if ctx.metrics is not None:
             ctx.metrics.backup_finished(
                 schedule,
                 phase,
-                duration_s=duration,
-                items=items,
+                duration_s=(ctx.clock() - started).total_seconds(),
+                items=int((final.get("progress") or {}).get("itemsBackedUp") or 0),
                 errors=int(final.get("errors") or 0),
                 warnings=int(final.get("warnings") or 0),
-            )
-        level = logging.INFO if phase == "Completed" else logging.WARNING
-        _log.log(level, "backup %s finished: %s", name, phase, extra={"backup": name, "phase": phase})
-        if written is not None:
-            reason = final.get("failureReason")
-            ctx.event(
-                written,
-                "Normal" if phase == "Completed" else "Warning",
-                phase,
-                f"backup {phase}" + (f": {reason}" if reason else ""),
             )
 
     async def _validate(
@@ -281,18 +190,7 @@ class BackupController:
                     "backup %s was stored before the restart; its status is taken from storage", name
                 )
                 continue
-            reason = 'found a backup with status "InProgress" during the server starting, mark it as "Failed"'
-            await ctx.patch_status(
-                ctx.resources.backups,
-                name,
-                {
-                    "phase": "Failed",
-                    "failureReason": reason,
-                    "completionTimestamp": format_timestamp(ctx.clock()),
-                },
-            )
-            _log.warning("backup %s: %s", name, reason)
-            ctx.event(backup, "Warning", "Failed", reason)
+            await self._mark_failed_after_restart(backup)
             if stored is None and catalog is not None and location is not None and not is_read_only(location):
                 try:
                     removed = await catalog.delete_backup(name)

@@ -21,7 +21,7 @@ from strongroom.kube import Discovery, KubeClient
 from strongroom.kube.errors import KubeNotFound
 from strongroom.model.resources import ApiResource
 
-__all__ = ["Refused", "ServerConfig", "ServerContext", "ServerResources", "phase_of", "stored_form"]
+__all__ = ["ServerConfig", "ServerContext", "ServerResources", "phase_of", "stored_form"]
 
 _log = logging.getLogger(__name__)
 
@@ -214,14 +214,6 @@ class ServerContext:
 def phase_of(body: Mapping[str, Any]) -> str:
     """The object's ``status.phase``, "" when unset."""
     return str((body.get("status") or {}).get("phase") or "")
-
-
-class Refused(Exception):
-    """A run the controller stops before it starts (the backup exists already in storage)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def stored_form(obj: Mapping[str, Any]) -> dict[str, Any]:

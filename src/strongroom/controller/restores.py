@@ -10,16 +10,14 @@ same as in local mode.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
-from collections.abc import Mapping
 from typing import Any
 
-from strongroom.controller.backups import ProgressWriter
-from strongroom.controller.context import Refused, ServerContext, phase_of, stored_form
+from strongroom.controller.context import ServerContext, phase_of, stored_form
 from strongroom.controller.locations import Locations, is_read_only
-from strongroom.errors import StrongroomError
+from strongroom.controller.runs import ProgressWriter, RunController
+from strongroom.errors import NotFoundError, StrongroomError
 from strongroom.model import labels as velero_labels
 from strongroom.model.filters import validate_restore_spec
 from strongroom.model.velero import Restore, format_timestamp
@@ -31,34 +29,23 @@ __all__ = ["RestoreController"]
 
 _log = logging.getLogger(__name__)
 
-_PENDING = ("", "New")
 _RESTORABLE = ("Completed", "PartiallyFailed")
 
 
-class RestoreController:
+class RestoreController(RunController):
     """Processes Restore resources of the server's namespace."""
+
+    noun = "restore"
 
     def __init__(
         self, ctx: ServerContext, locations: Locations, *, priorities: Priorities = DEFAULT_RESTORE_PRIORITIES
     ) -> None:
-        self._ctx = ctx
+        super().__init__(ctx, ctx.resources.restores, ctx.config.concurrent_restores)
         self._locations = locations
         self._priorities = priorities
-        self._slots = asyncio.Semaphore(max(1, ctx.config.concurrent_restores))
-
-    async def reconcile(self, body: Mapping[str, Any]) -> None:
-        if phase_of(body) not in _PENDING:
-            return
-        name = str(body["metadata"]["name"])
-        async with self._slots:
-            current = await self._ctx.get(self._ctx.resources.restores, name)
-            if current is None or phase_of(current) not in _PENDING:
-                return
-            await self._process(current)
 
     async def _process(self, restore: dict[str, Any]) -> None:
         ctx = self._ctx
-        res = ctx.resources.restores
         name = str(restore["metadata"]["name"])
         started = ctx.clock()
         request, backup, errors = await self._validate(restore)
@@ -68,32 +55,25 @@ class RestoreController:
         if ctx.metrics is not None:
             ctx.metrics.restore_attempted(schedule)
         if errors:
-            _log.warning("restore %s failed validation: %s", name, "; ".join(errors))
-            patched = await ctx.write(
-                res, name, status={"phase": "FailedValidation", "validationErrors": errors}
-            )
-            ctx.event(patched, "Warning", "FailedValidation", "; ".join(errors))
+            await self._fail_validation(name, errors)
             if ctx.metrics is not None:
                 ctx.metrics.restore_finished(schedule, "FailedValidation")
             return
         assert backup is not None
+        backup_name = str(request["spec"]["backupName"])
         location_name = str((backup.get("spec") or {}).get("storageLocation") or "")
-        claimed = await ctx.write(
-            res,
-            name,
-            spec={"backupName": request["spec"]["backupName"]},
-            status={"phase": "InProgress", "startTimestamp": format_timestamp(started)},
-            resource_version=restore["metadata"]["resourceVersion"],
+        claimed = await self._claim(
+            restore,
+            f"restoring from backup {backup_name}",
+            {"startTimestamp": format_timestamp(started)},
+            spec={"backupName": backup_name},
         )
-        ctx.event(claimed, "Normal", "InProgress", f"restoring from backup {request['spec']['backupName']}")
-        _log.info("restore %s started", name, extra={"restore": name})
-        progress = ProgressWriter(ctx, res, name, ("itemsRestored", "totalItems"))
+        progress = ProgressWriter(ctx, self._res, name, ("itemsRestored", "totalItems"))
         try:
             location = await self._locations.get(location_name)
             if location is None:
-                raise Refused(f"backup storage location {location_name} does not exist")
+                raise NotFoundError(f"backup storage location {location_name} does not exist")
             catalog = await self._locations.catalog(location)
-            backup_name = str(request["spec"]["backupName"])
             discovery = await ctx.kube.discover()
             warnings: list[str] = []
             options = restore_options(
@@ -108,40 +88,24 @@ class RestoreController:
                 priorities=self._priorities,
             )
             outcome = await runner.run(
-                stored_form(claimed), options, store=not is_read_only(location), discovery=discovery
+                stored_form(claimed),
+                options,
+                store=not is_read_only(location),
+                discovery=discovery,
+                warnings=warnings,
             )
             final = dict(outcome.restore.get("status") or {})
-            for warning in warnings:
-                _log.warning("restore %s: %s", name, warning)
-            if warnings:
-                final["warnings"] = int(final.get("warnings") or 0) + len(warnings)
-        except (StrongroomError, Refused) as exc:
-            message = exc.message if isinstance(exc, StrongroomError) else str(exc)
-            final = {
-                "phase": "Failed",
-                "failureReason": message,
-                "completionTimestamp": format_timestamp(ctx.clock()),
-            }
+        except StrongroomError as exc:
+            final = self.failed(exc, ctx.clock())
         await progress.settle()
-        final.setdefault("errors", 0)
-        final.setdefault("warnings", 0)
-        phase = str(final.get("phase"))
-        written = await ctx.patch_status(res, name, final)
+        phase = await self._finish(name, final)
         if ctx.metrics is not None:
-            items = int((final.get("progress") or {}).get("itemsRestored") or 0)
-            duration = (ctx.clock() - started).total_seconds()
             ctx.metrics.restore_finished(
-                schedule, phase, duration_s=duration, items=items, errors=int(final.get("errors") or 0)
-            )
-        level = logging.INFO if phase == "Completed" else logging.WARNING
-        _log.log(level, "restore %s finished: %s", name, phase, extra={"restore": name, "phase": phase})
-        if written is not None:
-            reason = final.get("failureReason")
-            ctx.event(
-                written,
-                "Normal" if phase == "Completed" else "Warning",
+                schedule,
                 phase,
-                f"restore {phase}" + (f": {reason}" if reason else ""),
+                duration_s=(ctx.clock() - started).total_seconds(),
+                items=int((final.get("progress") or {}).get("itemsRestored") or 0),
+                errors=int(final.get("errors") or 0),
             )
 
     async def _validate(
@@ -207,22 +171,6 @@ class RestoreController:
 
     async def recover_in_progress(self) -> None:
         """After a restart: a Restore left InProgress is marked Failed with the reason."""
-        ctx = self._ctx
-        for restore in await ctx.list(ctx.resources.restores):
-            if phase_of(restore) != "InProgress":
-                continue
-            name = str(restore["metadata"]["name"])
-            reason = (
-                'found a restore with status "InProgress" during the server starting, mark it as "Failed"'
-            )
-            await ctx.patch_status(
-                ctx.resources.restores,
-                name,
-                {
-                    "phase": "Failed",
-                    "failureReason": reason,
-                    "completionTimestamp": format_timestamp(ctx.clock()),
-                },
-            )
-            _log.warning("restore %s: %s", name, reason)
-            ctx.event(restore, "Warning", "Failed", reason)
+        for restore in await self._ctx.list(self._res):
+            if phase_of(restore) == "InProgress":
+                await self._mark_failed_after_restart(restore)

@@ -17,7 +17,7 @@ import copy
 import json
 import logging
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -131,10 +131,12 @@ class RestoreRunner:
         dry_run: bool = False,
         store: bool = True,
         discovery: Discovery | None = None,
+        warnings: Sequence[str] = (),
     ) -> RestoreOutcome:
         """Restore; ``store`` False keeps the log and results out of the location (a ReadOnly one).
 
-        ``discovery`` is the cluster's, when the caller already read it to resolve the options.
+        ``discovery`` is the cluster's, when the caller already read it to resolve the options;
+        ``warnings`` are what resolving them found, for the results and the log.
         """
         manifest = copy.deepcopy(restore)
         name = manifest["metadata"]["name"]
@@ -151,6 +153,9 @@ class RestoreRunner:
             log_path = scratch / "restore-logs.gz"
             with log_path.open("wb") as log_file:
                 run_log = RunLog(LogWriter(log_file), {"restore": f"{namespace}/{name}"}, clock=self._clock)
+                for warning in warnings:
+                    results.warnings.add_velero(warning)
+                    run_log.warning(warning)
                 try:
                     await self.check_backup(backup_name)
                     spool = await self._fetch_and_spool(backup_name, scratch, run_log)
