@@ -473,6 +473,10 @@ def test_expired_backups_of_an_unavailable_location_are_kept_and_labelled(
     wait_phase(sandbox, "backupstoragelocations", "default", adp, ("Available",))
     apply_yaml(sandbox, backup("short-lived", adp, includedNamespaces=["kube-public"], ttl="10s"))
     wait_phase(sandbox, "backups", "short-lived", adp, ("Completed",))
+    # A backup that never ran expires too, wherever it meant to go.
+    apply_yaml(sandbox, backup("never-ran", adp, storageLocation="nowhere", ttl="1s"))
+    assert wait_phase(sandbox, "backups", "never-ran", adp, ("FailedValidation",))["status"]["expiration"]
+    eventually(lambda: get(sandbox, "backups", "never-ran", adp) is None, timeout=20, interval=0.3)
 
     # Someone else's files at the top of the prefix: Velero's check makes the location Unavailable.
     (bucket / "velero" / "not-velero").mkdir(parents=True)

@@ -51,18 +51,27 @@ class BackupController(RunController):
         ctx = self._ctx
         name = str(backup["metadata"]["name"])
         schedule = (backup["metadata"].get("labels") or {}).get(velero_labels.SCHEDULE_NAME_LABEL, "")
-        if ctx.metrics is not None:
-            ctx.metrics.backup_attempted(schedule)
         started = ctx.clock()
         request, location, errors = await self._validate(backup)
         labels = {"labels": request["metadata"].get("labels") or {}}
+        ttl = parse_duration(str(request["spec"]["ttl"]))
         if errors:
-            await self._fail_validation(name, errors, metadata=labels, version=1, formatVersion="1.1.0")
+            # It expires like any backup, so garbage collection clears it away in time.
+            await self._fail_validation(
+                name,
+                errors,
+                metadata=labels,
+                version=1,
+                formatVersion="1.1.0",
+                expiration=format_timestamp(started + ttl),
+            )
             if ctx.metrics is not None:
                 ctx.metrics.backup_finished(schedule, "FailedValidation")
             return
+        # Velero counts an attempt once the backup passed validation.
+        if ctx.metrics is not None:
+            ctx.metrics.backup_attempted(schedule)
         assert location is not None
-        ttl = parse_duration(str(request["spec"]["ttl"]))
         claimed = await self._claim(
             backup,
             f"backing up to location {location['metadata']['name']}",

@@ -79,6 +79,10 @@ class DeletionController:
             return [f"backup {backup_name} not found"]
         if phase_of(backup) in ("", "New", "InProgress"):
             return [f"backup {backup_name} is still in progress; delete it once it has finished"]
+        if phase_of(backup) == "FailedValidation":
+            # It never ran: there are no files, and its location may not even exist.
+            await ctx.delete(ctx.resources.backups, backup_name)
+            return []
         location_name = str((backup.get("spec") or {}).get("storageLocation") or "")
         location = await self._locations.get(location_name) if location_name else None
         if location is None:
@@ -177,7 +181,9 @@ class GarbageCollector:
             location_name = str((backup.get("spec") or {}).get("storageLocation") or "")
             location = locations.get(location_name)
             failure = None
-            if location is None:
+            if phase_of(backup) == "FailedValidation":
+                pass  # nothing was stored: its location does not matter
+            elif location is None:
                 failure = "BSLNotFound"
             elif is_read_only(location):
                 failure = "BSLReadOnly"

@@ -273,12 +273,19 @@ class Server:
             )
             group.create_task(every(config.gc_frequency.total_seconds(), "garbage collection", self.gc.sweep))
             group.create_task(every(60.0, "expiring requests", self._expire_requests))
+            group.create_task(every(30.0, "counting", self._count))
             # A DPA waits on Secrets it does not own: a fixed Secret shows at the next pass.
             group.create_task(
                 every(
                     config.store_validation_frequency.total_seconds() or 60.0, "DPA resync", self._resync_dpas
                 )
             )
+
+    async def _count(self) -> None:
+        metrics = self.ctx.metrics
+        if metrics is not None:
+            metrics.backups_counted(len(await self.ctx.list(self.ctx.resources.backups)))
+            metrics.restores_counted(len(await self.ctx.list(self.ctx.resources.restores)))
 
     async def _resync_dpas(self) -> None:
         for dpa in await self.ctx.list(self.ctx.resources.dpas):
