@@ -20,12 +20,19 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from strongroom.archive import (
-    ArchiveError,
-    BackupReader,
-    decode_resource_list,
-    decode_results,
-    iter_log_lines,
+from strongroom.archive import ArchiveError, BackupReader, ResourceList, Results
+from strongroom.cli.backup_flags import (
+    DEFAULT_TTL,
+    ExcludeNamespacesOption,
+    ExcludeResourcesOption,
+    IncludeClusterResourcesOption,
+    IncludeNamespacesOption,
+    IncludeResourcesOption,
+    OrderedResourcesOption,
+    OrSelectorOption,
+    SelectorOption,
+    TtlOption,
+    backup_flags,
 )
 from strongroom.cli.common import (
     ContextOption,
@@ -41,14 +48,17 @@ from strongroom.cli.common import (
     exit_for_phase,
     kube_client,
     open_catalog,
-    parse_bool_flag,
+    print_log,
     print_problems,
     print_table,
+    read_details,
+    read_log,
     registry,
     require_writable,
     run,
     search,
     split_list,
+    stored_names,
 )
 from strongroom.cli.render import describe_backup, print_backups
 from strongroom.cli.server_mode import ModeOption, ServerNamespaceOption, choose, require_server
@@ -57,7 +67,6 @@ from strongroom.errors import (
     ConflictError,
     NotFoundError,
     ObjectNotFound,
-    StorageError,
     UsageError,
 )
 from strongroom.locations import Location
@@ -87,47 +96,6 @@ def _as_listed(backup: dict[str, Any], location: Location) -> dict[str, Any]:
     return backup
 
 
-IncludeNamespacesOption = Annotated[
-    list[str] | None,
-    typer.Option("--include-namespaces", help="Namespaces to include (globs; default *)."),
-]
-ExcludeNamespacesOption = Annotated[
-    list[str] | None, typer.Option("--exclude-namespaces", help="Namespaces to exclude (globs).")
-]
-IncludeResourcesOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--include-resources",
-        help="Resources to include (plural, singular, short or group-qualified names; default *).",
-    ),
-]
-ExcludeResourcesOption = Annotated[
-    list[str] | None, typer.Option("--exclude-resources", help="Resources to exclude.")
-]
-IncludeClusterResourcesOption = Annotated[
-    str | None,
-    typer.Option(
-        "--include-cluster-resources",
-        help="true or false; unset: cluster-scoped resources only when backing up every namespace, plus what the included items need.",
-    ),
-]
-SelectorOption = Annotated[
-    str | None, typer.Option("--selector", "-l", help="Back up only items matching this label selector.")
-]
-OrSelectorOption = Annotated[
-    str | None,
-    typer.Option(
-        "--or-selector", help="Label selectors joined by ' or ' (an item matching any is backed up)."
-    ),
-]
-TtlOption = Annotated[str, typer.Option("--ttl", help="How long to keep the backup (Go duration).")]
-OrderedResourcesOption = Annotated[
-    str | None,
-    typer.Option(
-        "--ordered-resources",
-        help="Order of items per kind: 'pods=ns1/pod1,ns1/pod2;persistentvolumes=pv4'.",
-    ),
-]
 LabelsOption = Annotated[
     list[str] | None, typer.Option("--labels", help="Labels for the backup (key=value,...).")
 ]
@@ -165,7 +133,7 @@ def create(
     include_cluster_resources: IncludeClusterResourcesOption = None,
     selector: SelectorOption = None,
     or_selector: OrSelectorOption = None,
-    ttl: TtlOption = "720h0m0s",
+    ttl: TtlOption = DEFAULT_TTL,
     storage_location: LocationOption = None,
     ordered_resources: OrderedResourcesOption = None,
     labels: LabelsOption = None,
@@ -189,7 +157,7 @@ def create(
     """Back up the cluster's resources to a backup storage location."""
     # The engine (and the Kubernetes client under it) is imported by the commands
     # that talk to a cluster only: listing or describing backups starts faster.
-    from strongroom.backup.request import BackupFlags, build_backup, plan_backup
+    from strongroom.backup.request import build_backup, plan_backup
     from strongroom.backup.runner import BackupRunner
 
     if name is None and from_schedule is None:
@@ -198,21 +166,19 @@ def create(
         )
     target = choose(mode, namespace, kubeconfig, kubecontext)
     flags = (
-        BackupFlags(
-            name=name,
-            namespace=target.namespace,
-            include_namespaces=split_list(include_namespaces),
-            exclude_namespaces=split_list(exclude_namespaces),
-            include_resources=split_list(include_resources),
-            exclude_resources=split_list(exclude_resources),
-            include_cluster_resources=parse_bool_flag(
-                include_cluster_resources, "--include-cluster-resources"
-            ),
+        backup_flags(
+            name,
+            target.namespace,
+            include_namespaces=include_namespaces,
+            exclude_namespaces=exclude_namespaces,
+            include_resources=include_resources,
+            exclude_resources=exclude_resources,
+            include_cluster_resources=include_cluster_resources,
             selector=selector,
             or_selector=or_selector,
             ttl=ttl,
             ordered_resources=ordered_resources,
-            labels=split_list(labels),
+            labels=labels,
         )
         if name is not None
         else None
@@ -296,19 +262,13 @@ def get(
         if names:
             return [(await _find(name, storage_location))[2] for name in names]
         found: list[dict[str, Any]] = []
-        async for location, catalog in catalogs(storage_location):
+        async for location, catalog, backup_name in stored_names(
+            storage_location, BackupCatalog.backup_names
+        ):
             try:
-                stored = await catalog.backup_names()
-            except StorageError as exc:
-                if storage_location is not None:
-                    raise
-                typer.echo(f"warning: location {location.name!r} skipped: {exc.message}", err=True)
-                continue
-            for backup_name in stored:
-                try:
-                    found.append(_as_listed(await catalog.read_backup_metadata(backup_name), location))
-                except NotFoundError:
-                    continue  # deleted while listing
+                found.append(_as_listed(await catalog.read_backup_metadata(backup_name), location))
+            except NotFoundError:
+                continue  # deleted while listing
         return found
 
     backups = [backup for backup in run(go()) if matches(backup)]
@@ -354,15 +314,12 @@ def describe(
         describe_on_server(target, name, details=details, timeout=timeout)
         return
 
-    async def go() -> tuple[Location, dict[str, Any], Any, Any]:
+    async def go() -> tuple[Location, dict[str, Any], Results | None, ResourceList | None]:
         location, catalog, backup = await _find(name, storage_location)
-        results = resource_list = None
-        with contextlib.suppress(ObjectNotFound):
-            results = decode_results(await catalog.read_file(catalog.layout.backup_results(name)))
-        with contextlib.suppress(ObjectNotFound):
-            resource_list = decode_resource_list(
-                await catalog.read_file(catalog.layout.backup_resource_list(name))
-            )
+        layout = catalog.layout
+        results, resource_list = await read_details(
+            catalog, layout.backup_results(name), layout.backup_resource_list(name)
+        )
         return location, backup, results, resource_list
 
     location, backup, results, resource_list = run(go())
@@ -393,14 +350,9 @@ def logs(
 
     async def go() -> bytes:
         _, catalog, _ = await _find(name, storage_location)
-        try:
-            return await catalog.read_file(catalog.layout.backup_log(name))
-        except ObjectNotFound as exc:
-            raise NotFoundError(f"backup {name!r} has no log stored") from exc
+        return await read_log(catalog, catalog.layout.backup_log(name), f"backup {name!r}")
 
-    data = run(go())
-    for line in iter_log_lines(data):
-        typer.echo(line)
+    print_log(run(go()))
 
 
 @backup_app.command()

@@ -9,6 +9,7 @@ table, JSON or YAML; JSON and YAML are stable for scripts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -30,7 +31,15 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from strongroom.errors import EXIT_FAILURE, EXIT_PARTIAL, NotFoundError, StorageError, UsageError
+from strongroom.archive import ResourceList, Results, decode_resource_list, decode_results, iter_log_lines
+from strongroom.errors import (
+    EXIT_FAILURE,
+    EXIT_PARTIAL,
+    NotFoundError,
+    ObjectNotFound,
+    StorageError,
+    UsageError,
+)
 from strongroom.locations import Location, LocationRegistry, open_location
 from strongroom.storage import validate_top_level
 from strongroom.storage.catalog import BackupCatalog
@@ -175,6 +184,53 @@ async def catalogs(
                 failures.append(exc)
             continue
         yield location, catalog
+
+
+async def stored_names(
+    location_name: str | None, names_in: Callable[[BackupCatalog], Awaitable[list[str]]]
+) -> AsyncIterator[tuple[Location, BackupCatalog, str]]:
+    """Each name ``names_in`` lists in the named location, or in every location.
+
+    When every location is listed, one that cannot be read is reported on
+    stderr and skipped, so that one unreachable bucket does not hide the rest.
+    """
+    async for location, catalog in catalogs(location_name):
+        try:
+            names = await names_in(catalog)
+        except StorageError as exc:
+            if location_name is not None:
+                raise
+            typer.echo(f"warning: location {location.name!r} skipped: {exc.message}", err=True)
+            continue
+        for name in names:
+            yield location, catalog, name
+
+
+async def read_details(
+    catalog: BackupCatalog, results_key: str, resource_list_key: str
+) -> tuple[Results | None, ResourceList | None]:
+    """What ``describe`` shows of a stored backup or restore beyond its record; None for a file it lacks."""
+    results: Results | None = None
+    resource_list: ResourceList | None = None
+    with contextlib.suppress(ObjectNotFound):
+        results = decode_results(await catalog.read_file(results_key))
+    with contextlib.suppress(ObjectNotFound):
+        resource_list = decode_resource_list(await catalog.read_file(resource_list_key))
+    return results, resource_list
+
+
+async def read_log(catalog: BackupCatalog, key: str, what: str) -> bytes:
+    """A stored log; a run without one (written by an older tool, or failed early) is a not-found error."""
+    try:
+        return await catalog.read_file(key)
+    except ObjectNotFound as exc:
+        raise NotFoundError(f"{what} has no log stored") from exc
+
+
+def print_log(data: bytes) -> None:
+    """A ``-logs.gz`` file as text, as ``velero backup logs`` prints it."""
+    for line in iter_log_lines(data):
+        typer.echo(line)
 
 
 def require_writable(location: Location) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Annotated, Any
 
@@ -75,6 +76,17 @@ def parse_config(values: list[str] | None) -> dict[str, str]:
     return result
 
 
+def merge_config(current: Mapping[str, str], changes: Mapping[str, str]) -> dict[str, str]:
+    """``set --config``: the keys are merged into the location's config, and ``key=`` removes one."""
+    merged = dict(current)
+    for key, value in changes.items():
+        if value:
+            merged[key] = value
+        else:
+            merged.pop(key, None)
+    return merged
+
+
 def _check_access_mode(value: str | None) -> None:
     if value is not None and value not in ACCESS_MODES:
         raise UsageError(f"invalid --access-mode {value!r}", hint="use ReadWrite or ReadOnly")
@@ -130,6 +142,22 @@ def create(
 ) -> None:
     """Add a backup storage location."""
     _check_access_mode(access_mode)
+
+    def given() -> Location:
+        # Built once each mode has refused the other's credential flag, so that
+        # error comes first; local mode stores --cacert's path, the server its content.
+        return Location(
+            name=name,
+            provider=provider,
+            bucket=bucket,
+            prefix=prefix,
+            config=parse_config(config),
+            credential_file=credential_file,
+            ca_cert_file=cacert,
+            default=default,
+            access_mode=access_mode,
+        )
+
     target = choose(mode, namespace, kubeconfig, kubecontext)
     if target.server:
         from strongroom.backup.request import parse_labels
@@ -138,15 +166,8 @@ def create(
         _server_only_credentials(credential_file)
         create_location(
             target,
-            name=name,
-            provider=provider,
-            bucket=bucket,
-            prefix=prefix,
-            config=parse_config(config),
+            given(),
             credential=credential,
-            cacert=cacert,
-            default=default,
-            access_mode=access_mode,
             labels=parse_labels(split_list(labels)),
             backup_sync_period=backup_sync_period,
             validation_frequency=validation_frequency,
@@ -162,19 +183,7 @@ def create(
             raise UsageError(
                 f"{flag} works in server mode only: local mode has no server to sync or validate"
             )
-    location = absolute(
-        Location(
-            name=name,
-            provider=provider,
-            bucket=bucket,
-            prefix=prefix,
-            config=parse_config(config),
-            credential_file=credential_file,
-            ca_cert_file=cacert,
-            default=default,
-            access_mode=access_mode,
-        )
-    )
+    location = absolute(given())
     location.check()
     # Opening validates the provider's config and credentials now, not at the first backup.
     store, layout = open_location(location)
@@ -275,14 +284,7 @@ def set_(
     if default is not None:
         changes["default"] = default
     if config is not None:
-        # Keys are merged into the location's config; "key=" removes one.
-        merged = dict(current.config)
-        for key, value in parse_config(config).items():
-            if value:
-                merged[key] = value
-            else:
-                merged.pop(key, None)
-        changes["config"] = merged
+        changes["config"] = merge_config(current.config, parse_config(config))
     if credential_file is not None:
         changes["credential_file"] = credential_file
     if cacert is not None:

@@ -137,6 +137,42 @@ def _key_values(values: object) -> str:
     return "<none>"
 
 
+def _heading(metadata: Mapping[str, Any], *, annotations: bool = True) -> list[str]:
+    """The first lines of every describe, as kubectl and velero start theirs."""
+    lines = [
+        f"Name:         {metadata.get('name')}",
+        f"Namespace:    {metadata.get('namespace', '')}",
+        f"Labels:       {_key_values(metadata.get('labels'))}",
+    ]
+    if annotations:
+        lines.append(f"Annotations:  {_key_values(metadata.get('annotations'))}")
+    return lines
+
+
+def _scope(
+    spec: Mapping[str, Any],
+    *,
+    indent: str = "",
+    all_namespaces: str = "*",
+    excluded_resources: str = "<none>",
+) -> list[str]:
+    """The Namespaces and Resources blocks of a backup, restore or schedule template.
+
+    ``all_namespaces`` and ``excluded_resources`` are what velero shows when
+    the spec names none (a restore's defaults differ from a backup's).
+    """
+    return [
+        f"{indent}Namespaces:",
+        f"{indent}  Included:  {_list(spec.get('includedNamespaces'), all_namespaces)}",
+        f"{indent}  Excluded:  {_list(spec.get('excludedNamespaces'), '<none>')}",
+        "",
+        f"{indent}Resources:",
+        f"{indent}  Included:        {_list(spec.get('includedResources'), '*')}",
+        f"{indent}  Excluded:        {_list(spec.get('excludedResources'), excluded_resources)}",
+        f"{indent}  Cluster-scoped:  {_cluster_scoped(spec.get('includeClusterResources'))}",
+    ]
+
+
 def _results(results: Results | None, details: bool) -> None:
     if results is None:
         return
@@ -172,14 +208,7 @@ def describe_backup(
     spec = backup.get("spec") or {}
     status = backup.get("status") or {}
     progress = status.get("progress") or {}
-    lines = [
-        f"Name:         {metadata.get('name')}",
-        f"Namespace:    {metadata.get('namespace', '')}",
-        f"Labels:       {_key_values(metadata.get('labels'))}",
-        f"Annotations:  {_key_values(metadata.get('annotations'))}",
-        "",
-        f"Phase:  {status.get('phase', 'New')}",
-    ]
+    lines = [*_heading(metadata), "", f"Phase:  {status.get('phase', 'New')}"]
     if status.get("failureReason"):
         lines.append(f"Failure reason:  {status['failureReason']}")
     if status.get("validationErrors"):
@@ -190,14 +219,7 @@ def describe_backup(
         f"Errors:    {status.get('errors', 0)}",
         f"Warnings:  {status.get('warnings', 0)}",
         "",
-        "Namespaces:",
-        f"  Included:  {_list(spec.get('includedNamespaces'), '*')}",
-        f"  Excluded:  {_list(spec.get('excludedNamespaces'), '<none>')}",
-        "",
-        "Resources:",
-        f"  Included:        {_list(spec.get('includedResources'), '*')}",
-        f"  Excluded:        {_list(spec.get('excludedResources'), '<none>')}",
-        f"  Cluster-scoped:  {_cluster_scoped(spec.get('includeClusterResources'))}",
+        *_scope(spec),
         "",
         f"Label selector:  {selector_text(spec)}",
         "",
@@ -230,6 +252,14 @@ def _cluster_scoped(value: object) -> str:
     return "auto"
 
 
+# The resources velero never restores, which its describe lists when the restore excludes none itself.
+_RESTORE_EXCLUDED_RESOURCES = (
+    "nodes, events, events.events.k8s.io, backups.velero.io, restores.velero.io, "
+    "resticrepositories.velero.io, csinodes.storage.k8s.io, volumeattachments.storage.k8s.io, "
+    "backuprepositories.velero.io"
+)
+
+
 def describe_restore(
     restore: Mapping[str, Any],
     *,
@@ -243,9 +273,7 @@ def describe_restore(
     progress = status.get("progress") or {}
     mapping = spec.get("namespaceMapping") or {}
     lines = [
-        f"Name:         {metadata.get('name')}",
-        f"Namespace:    {metadata.get('namespace', '')}",
-        f"Labels:       {_key_values(metadata.get('labels'))}",
+        *_heading(metadata, annotations=False),
         "",
         f"Phase:                       {status.get('phase', 'New')}",
         f"Total items to be restored:  {progress.get('totalItems', 0)}",
@@ -260,14 +288,11 @@ def describe_restore(
         "",
         f"Backup:  {spec.get('backupName', '')}",
         "",
-        "Namespaces:",
-        f"  Included:  {_list(spec.get('includedNamespaces'), 'all namespaces found in the backup')}",
-        f"  Excluded:  {_list(spec.get('excludedNamespaces'), '<none>')}",
-        "",
-        "Resources:",
-        f"  Included:        {_list(spec.get('includedResources'), '*')}",
-        f"  Excluded:        {_list(spec.get('excludedResources'), 'nodes, events, events.events.k8s.io, backups.velero.io, restores.velero.io, resticrepositories.velero.io, csinodes.storage.k8s.io, volumeattachments.storage.k8s.io, backuprepositories.velero.io')}",
-        f"  Cluster-scoped:  {_cluster_scoped(spec.get('includeClusterResources'))}",
+        *_scope(
+            spec,
+            all_namespaces="all namespaces found in the backup",
+            excluded_resources=_RESTORE_EXCLUDED_RESOURCES,
+        ),
         "",
         "Namespace mappings:  "
         + (", ".join(f"{src}={dst}" for src, dst in sorted(mapping.items())) or "<none>"),
@@ -344,14 +369,7 @@ def describe_schedule(schedule: Mapping[str, Any]) -> None:
     spec = schedule.get("spec") or {}
     status = schedule.get("status") or {}
     template = spec.get("template") or {}
-    lines = [
-        f"Name:         {metadata.get('name')}",
-        f"Namespace:    {metadata.get('namespace', '')}",
-        f"Labels:       {_key_values(metadata.get('labels'))}",
-        f"Annotations:  {_key_values(metadata.get('annotations'))}",
-        "",
-        f"Phase:  {status.get('phase') or 'New'}",
-    ]
+    lines = [*_heading(metadata), "", f"Phase:  {status.get('phase') or 'New'}"]
     if status.get("validationErrors"):
         lines += ["", "Validation errors:"]
         lines.extend(f"  {message}" for message in status["validationErrors"])
@@ -364,14 +382,7 @@ def describe_schedule(schedule: Mapping[str, Any]) -> None:
         f"Skip immediately:  {_auto(spec.get('skipImmediately'))}",
         "",
         "Backup Template:",
-        "  Namespaces:",
-        f"    Included:  {_list(template.get('includedNamespaces'), '*')}",
-        f"    Excluded:  {_list(template.get('excludedNamespaces'), '<none>')}",
-        "",
-        "  Resources:",
-        f"    Included:        {_list(template.get('includedResources'), '*')}",
-        f"    Excluded:        {_list(template.get('excludedResources'), '<none>')}",
-        f"    Cluster-scoped:  {_cluster_scoped(template.get('includeClusterResources'))}",
+        *_scope(template, indent="  "),
         "",
         f"  Label selector:  {selector_text(template)}",
         "",

@@ -8,13 +8,12 @@ from any workstation that sees the location.
 
 from __future__ import annotations
 
-import contextlib
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 
-from strongroom.archive import decode_resource_list, decode_results, iter_log_lines
+from strongroom.archive import ResourceList, Results
 from strongroom.cli.backup import (
     DOWNLOAD_TIMEOUT,
     CacertOption,
@@ -29,24 +28,24 @@ from strongroom.cli.common import (
     OutputOption,
     ProgressReporter,
     SearchLocationOption,
-    catalogs,
     emit,
     exit_for_phase,
     kube_client,
     parse_bool_flag,
+    print_log,
     print_problems,
     print_table,
+    read_details,
+    read_log,
     run,
     search,
     split_list,
+    stored_names,
 )
 from strongroom.cli.render import describe_restore, print_restores
 from strongroom.cli.server_mode import ModeOption, ServerNamespaceOption, choose, require_server
 from strongroom.errors import (
     ConflictError,
-    NotFoundError,
-    ObjectNotFound,
-    StorageError,
     UsageError,
 )
 from strongroom.locations import Location
@@ -328,18 +327,10 @@ def get(
     async def go() -> list[dict[str, Any]]:
         if names:
             return [(await _find_restore(name, storage_location))[1] for name in names]
-        found = []
-        async for location, catalog in catalogs(storage_location):
-            try:
-                stored = await catalog.restore_names()
-            except StorageError as exc:
-                if storage_location is not None:
-                    raise
-                typer.echo(f"warning: location {location.name!r} skipped: {exc.message}", err=True)
-                continue
-            for restore_name in stored:
-                found.append(await catalog.read_restore_record(restore_name))
-        return found
+        return [
+            await catalog.read_restore_record(restore_name)
+            async for _, catalog, restore_name in stored_names(storage_location, BackupCatalog.restore_names)
+        ]
 
     restores = [restore for restore in run(go()) if matches(restore)]
     document: Any = (
@@ -369,15 +360,12 @@ def describe(
         describe_on_server(target, name, details=details, timeout=timeout)
         return
 
-    async def go() -> tuple[dict[str, Any], Any, Any]:
+    async def go() -> tuple[dict[str, Any], Results | None, ResourceList | None]:
         catalog, restore = await _find_restore(name, storage_location)
-        results = resource_list = None
-        with contextlib.suppress(ObjectNotFound):
-            results = decode_results(await catalog.read_file(catalog.layout.restore_results(name)))
-        with contextlib.suppress(ObjectNotFound):
-            resource_list = decode_resource_list(
-                await catalog.read_file(catalog.layout.restore_resource_list(name))
-            )
+        layout = catalog.layout
+        results, resource_list = await read_details(
+            catalog, layout.restore_results(name), layout.restore_resource_list(name)
+        )
         return restore, results, resource_list
 
     restore, results, resource_list = run(go())
@@ -406,10 +394,6 @@ def logs(
 
     async def go() -> bytes:
         catalog, _ = await _find_restore(name, storage_location)
-        try:
-            return await catalog.read_file(catalog.layout.restore_log(name))
-        except ObjectNotFound as exc:
-            raise NotFoundError(f"restore {name!r} has no log stored") from exc
+        return await read_log(catalog, catalog.layout.restore_log(name), f"restore {name!r}")
 
-    for line in iter_log_lines(run(go())):
-        typer.echo(line)
+    print_log(run(go()))

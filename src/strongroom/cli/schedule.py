@@ -11,11 +11,12 @@ validation, as ``backup create``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from strongroom.cli.backup import (
+from strongroom.cli.backup_flags import (
+    DEFAULT_TTL,
     ExcludeNamespacesOption,
     ExcludeResourcesOption,
     IncludeClusterResourcesOption,
@@ -25,6 +26,7 @@ from strongroom.cli.backup import (
     OrSelectorOption,
     SelectorOption,
     TtlOption,
+    backup_flags,
 )
 from strongroom.cli.common import (
     ContextOption,
@@ -34,13 +36,15 @@ from strongroom.cli.common import (
     OutputOption,
     confirm,
     emit,
-    parse_bool_flag,
     run,
     split_list,
 )
 from strongroom.cli.render import describe_schedule, print_schedules
-from strongroom.cli.server_mode import ModeOption, ServerNamespaceOption, Target, choose, require_server
+from strongroom.cli.server_mode import Mode, ModeOption, ServerNamespaceOption, Target, choose, require_server
 from strongroom.errors import UsageError
+
+if TYPE_CHECKING:
+    from strongroom.cli.server_api import ServerApi
 
 schedule_app = typer.Typer(help="Back up on a schedule (needs the in-cluster server).", no_args_is_help=True)
 
@@ -52,11 +56,28 @@ ScheduleSelectorOption = Annotated[
 
 
 def _server(
-    mode: Any, namespace: str | None, kubeconfig: str | None, kubecontext: str | None, command: str
+    mode: Mode | None, namespace: str | None, kubeconfig: str | None, kubecontext: str | None, command: str
 ) -> Target:
     target = choose(mode, namespace, kubeconfig, kubecontext)
     require_server(target, command)
     return target
+
+
+def _selected(
+    command: str,
+    names: list[str] | None,
+    selector: str | None,
+    mode: Mode | None,
+    namespace: str | None,
+    kubeconfig: str | None,
+    kubecontext: str | None,
+) -> list[dict[str, Any]]:
+    """``get`` and ``describe``: the named schedules (each must exist), else those matching ``selector``."""
+    from strongroom.cli.server_api import SCHEDULES
+    from strongroom.cli.server_commands import select
+
+    target = _server(mode, namespace, kubeconfig, kubecontext, f"schedule {command}")
+    return select(target, SCHEDULES, names, selector)
 
 
 @schedule_app.command()
@@ -76,7 +97,7 @@ def create(
     include_cluster_resources: IncludeClusterResourcesOption = None,
     selector: SelectorOption = None,
     or_selector: OrSelectorOption = None,
-    ttl: TtlOption = "720h0m0s",
+    ttl: TtlOption = DEFAULT_TTL,
     storage_location: LocationOption = None,
     ordered_resources: OrderedResourcesOption = None,
     labels: Annotated[
@@ -105,7 +126,7 @@ def create(
     output: OutputOption = Output.table,
 ) -> None:
     """Create a schedule: the server backs up with these flags whenever the cron expression fires."""
-    from strongroom.backup.request import BackupFlags, parse_labels
+    from strongroom.backup.request import parse_labels
     from strongroom.cli.server_api import SCHEDULES, server_api
     from strongroom.cli.server_commands import backup_manifest
 
@@ -114,16 +135,14 @@ def create(
         raise UsageError("--schedule is required", hint="e.g. --schedule '0 7 * * *'")
     # The template is validated exactly as `backup create` validates its flags.
     backup = backup_manifest(
-        BackupFlags(
-            name=name,
-            namespace=target.namespace,
-            include_namespaces=split_list(include_namespaces),
-            exclude_namespaces=split_list(exclude_namespaces),
-            include_resources=split_list(include_resources),
-            exclude_resources=split_list(exclude_resources),
-            include_cluster_resources=parse_bool_flag(
-                include_cluster_resources, "--include-cluster-resources"
-            ),
+        backup_flags(
+            name,
+            target.namespace,
+            include_namespaces=include_namespaces,
+            exclude_namespaces=exclude_namespaces,
+            include_resources=include_resources,
+            exclude_resources=exclude_resources,
+            include_cluster_resources=include_cluster_resources,
             selector=selector,
             or_selector=or_selector,
             ttl=ttl,
@@ -167,21 +186,10 @@ def get(
     kubecontext: ContextOption = None,
 ) -> None:
     """List schedules."""
-    from strongroom.cli.server_api import SCHEDULES, server_api
-    from strongroom.cli.server_commands import list_document
+    from strongroom.cli.server_commands import emit_list
 
-    target = _server(mode, namespace, kubeconfig, kubecontext, "schedule get")
-
-    async def go() -> list[dict[str, Any]]:
-        async with server_api(target) as api:
-            return await api.select(SCHEDULES, names, selector)
-
-    schedules = run(go())
-    emit(
-        list_document("Schedule", schedules, names is not None and len(names) == 1),
-        output,
-        lambda: print_schedules(schedules, datetime.now(UTC)),
-    )
+    schedules = _selected("get", names, selector, mode, namespace, kubeconfig, kubecontext)
+    emit_list("Schedule", schedules, names, output, lambda: print_schedules(schedules, datetime.now(UTC)))
 
 
 @schedule_app.command()
@@ -194,26 +202,41 @@ def describe(
     kubecontext: ContextOption = None,
 ) -> None:
     """Describe schedules (all of them, or the named ones)."""
-    from strongroom.cli.server_api import SCHEDULES, server_api
-
-    target = _server(mode, namespace, kubeconfig, kubecontext, "schedule describe")
-
-    async def go() -> list[dict[str, Any]]:
-        async with server_api(target) as api:
-            return await api.select(SCHEDULES, names, selector)
-
-    for index, found in enumerate(run(go())):
+    for index, found in enumerate(
+        _selected("describe", names, selector, mode, namespace, kubeconfig, kubecontext)
+    ):
         if index:
             typer.echo("")
         describe_schedule(found)
 
 
-def _chosen(names: list[str] | None, everything: bool, selector: str | None, command: str) -> None:
+def _chosen(
+    command: str,
+    names: list[str] | None,
+    everything: bool,
+    selector: str | None,
+    mode: Mode | None,
+    namespace: str | None,
+    kubeconfig: str | None,
+    kubecontext: str | None,
+) -> Target:
+    """The server of a command that acts on some schedules, once they are named exactly one way."""
     if sum((bool(names), everything, selector is not None)) != 1:
         raise UsageError(
             "name the schedules, or pass --all or --selector (exactly one of these)",
             hint=f"strongroom schedule {command} NAME... | --all | --selector KEY=VALUE",
         )
+    return _server(mode, namespace, kubeconfig, kubecontext, f"schedule {command}")
+
+
+async def _found(api: ServerApi, names: list[str] | None, selector: str | None) -> list[dict[str, Any]]:
+    """The schedules to act on; saying so when there are none (an empty --all is not an error)."""
+    from strongroom.cli.server_api import SCHEDULES
+
+    found = await api.select(SCHEDULES, names, selector)
+    if not found:
+        typer.echo("No schedules found")
+    return found
 
 
 @schedule_app.command()
@@ -230,17 +253,13 @@ def delete(
     """Delete schedules; their backups are kept (unless the schedule owns them)."""
     from strongroom.cli.server_api import SCHEDULES, server_api
 
-    _chosen(names, everything, selector, "delete")
-    target = _server(mode, namespace, kubeconfig, kubecontext, "schedule delete")
+    target = _chosen("delete", names, everything, selector, mode, namespace, kubeconfig, kubecontext)
     if not confirm_flag:
         confirm("Are you sure you want to continue?")
 
     async def go() -> None:
         async with server_api(target) as api:
-            found = await api.select(SCHEDULES, names, selector)
-            if not found:
-                typer.echo("No schedules found")
-            for item in found:
+            for item in await _found(api, names, selector):
                 await api.delete(SCHEDULES, item["metadata"]["name"])
                 typer.echo(f"Schedule deleted: {item['metadata']['name']}")
 
@@ -248,31 +267,25 @@ def delete(
 
 
 def _pause(
-    target: Target,
-    names: list[str] | None,
-    selector: str | None,
-    paused: bool,
-    skip_immediately: bool | None,
+    target: Target, names: list[str] | None, selector: str | None, paused: bool, skip: bool | None
 ) -> None:
+    """``pause`` and ``unpause``: set ``spec.paused`` (and ``skipImmediately``) where it differs."""
     from strongroom.cli.server_api import SCHEDULES, server_api
 
     word = "paused" if paused else "unpaused"
 
     async def go() -> None:
         async with server_api(target) as api:
-            found = await api.select(SCHEDULES, names, selector)
-            if not found:
-                typer.echo("No schedules found")
-            for item in found:
+            for item in await _found(api, names, selector):
                 spec = item.setdefault("spec", {})
                 if bool(spec.get("paused")) == paused:
                     typer.echo(f"Schedule {item['metadata']['name']} is already {word}, skip")
                     continue
                 spec["paused"] = paused
-                if skip_immediately is None:
+                if skip is None:
                     spec.pop("skipImmediately", None)
                 else:
-                    spec["skipImmediately"] = skip_immediately
+                    spec["skipImmediately"] = skip
                 await api.replace(SCHEDULES, item)
                 typer.echo(f"Schedule {item['metadata']['name']} {word} successfully")
 
@@ -290,8 +303,7 @@ def pause(
     kubecontext: ContextOption = None,
 ) -> None:
     """Pause schedules: no backups are created until they are unpaused."""
-    _chosen(names, everything, selector, "pause")
-    target = _server(mode, namespace, kubeconfig, kubecontext, "schedule pause")
+    target = _chosen("pause", names, everything, selector, mode, namespace, kubeconfig, kubecontext)
     _pause(target, names, selector, True, None)
 
 
@@ -313,6 +325,5 @@ def unpause(
     kubecontext: ContextOption = None,
 ) -> None:
     """Unpause schedules."""
-    _chosen(names, everything, selector, "unpause")
-    target = _server(mode, namespace, kubeconfig, kubecontext, "schedule unpause")
+    target = _chosen("unpause", names, everything, selector, mode, namespace, kubeconfig, kubecontext)
     _pause(target, names, selector, False, skip_immediately)

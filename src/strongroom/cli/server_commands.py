@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from strongroom.cli.common import Output, emit, exit_for_phase, print_table, run
+from strongroom.cli.common import Output, emit, exit_for_phase, print_log, print_table, run
+from strongroom.cli.locations import merge_config
 from strongroom.cli.render import describe_backup as render_backup
 from strongroom.cli.render import describe_restore as render_restore
 from strongroom.cli.render import print_backups, print_restores, show_time
@@ -35,8 +38,11 @@ from strongroom.cli.server_api import (
 from strongroom.errors import NotFoundError, StrongroomError, UsageError
 
 if TYPE_CHECKING:
+    from strongroom.archive import ResourceList, Results
     from strongroom.backup.request import BackupFlags
     from strongroom.cli.server_mode import Target
+    from strongroom.locations import Location
+    from strongroom.model.resources import ApiResource
 
 __all__ = [
     "backup_logs",
@@ -79,6 +85,91 @@ def _say(output: Output) -> Any:
 
 def list_document(kind: str, items: list[dict[str, Any]], single: bool) -> Any:
     return items[0] if single else {"apiVersion": "velero.io/v1", "kind": f"{kind}List", "items": items}
+
+
+def select(
+    target: Target, resource: ApiResource, names: list[str] | None, selector: str | None
+) -> list[dict[str, Any]]:
+    """The named objects of the server (each must exist), else those matching ``selector`` (else all)."""
+
+    async def go() -> list[dict[str, Any]]:
+        async with server_api(target) as api:
+            return await api.select(resource, names, selector)
+
+    return run(go())
+
+
+def emit_list(
+    kind: str, items: list[dict[str, Any]], names: list[str] | None, output: Output, table: Callable[[], None]
+) -> None:
+    """A listing as Velero's CLI prints it: the object itself when one name was asked for, else a List."""
+    emit(list_document(kind, items, names is not None and len(names) == 1), output, table)
+
+
+async def _submit(
+    api: ServerApi,
+    resource: ApiResource,
+    manifest: dict[str, Any],
+    *,
+    done_key: str,
+    verb: str,
+    wait: bool,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """Create a backup or restore and, with ``--wait``, follow it to its final phase.
+
+    ``done_key`` is the progress counter (``itemsBackedUp``/``itemsRestored``)
+    and ``verb`` its past participle for the progress line.
+    """
+    kind = resource.kind.lower()
+    created = await api.create(resource, manifest)
+    name = created["metadata"]["name"]
+    say(f'{kind.capitalize()} request "{name}" submitted successfully.')
+    if not wait:
+        say(f"Run `strongroom {kind} describe {name}` or `strongroom {kind} logs {name}` for more details.")
+        return created
+    say(
+        f"Waiting for {kind} to complete. You may safely press ctrl-c to stop waiting - "
+        f"your {kind} will continue in the background."
+    )
+    reporter, on_change = follow_with_progress(f'{kind.capitalize()} "{name}"', done_key, verb)
+    with reporter:
+        return await api.follow(resource, name, on_change)
+
+
+def _submitted(
+    document: dict[str, Any],
+    *,
+    kind: str,
+    wait: bool,
+    output: Output,
+    say: Callable[[str], None],
+    counts: Callable[[dict[str, Any]], str | None],
+) -> None:
+    """After ``_submit``: the object for ``-o json|yaml``; after ``--wait`` its outcome and exit code.
+
+    ``counts`` words the errors and warnings line as Velero's CLI does for
+    ``kind`` (it differs between backups and restores), or None for no line.
+    """
+    status = document.get("status") or {}
+    if wait:
+        name = document["metadata"]["name"]
+        say(
+            f"{kind.capitalize()} completed with status: {status.get('phase')}. You may check for more "
+            f"information using the commands `strongroom {kind} describe {name}` and "
+            f"`strongroom {kind} logs {name}`."
+        )
+        line = counts(status)
+        if line is not None:
+            say(line)
+        for message in status.get("validationErrors") or ():
+            say(f"Validation error: {message}")
+        if status.get("failureReason"):
+            say(f"Failure reason: {status['failureReason']}")
+    if output is not Output.table:
+        emit(document, output, lambda: None)
+    if wait:
+        exit_for_phase(status.get("phase"))
 
 
 # -- backups -------------------------------------------------------------------------
@@ -151,48 +242,17 @@ def create_backup(
             else:
                 assert flags is not None
                 manifest = backup_manifest(flags, storage_location)
-            created = await api.create(BACKUPS, manifest)
-            created_name = created["metadata"]["name"]
-            say(f'Backup request "{created_name}" submitted successfully.')
-            if not wait:
-                say(
-                    f"Run `strongroom backup describe {created_name}` or `strongroom backup logs {created_name}` for more details."
-                )
-                return created
-            say(
-                "Waiting for backup to complete. You may safely press ctrl-c to stop waiting - "
-                "your backup will continue in the background."
+            return await _submit(
+                api, BACKUPS, manifest, done_key="itemsBackedUp", verb="backed up", wait=wait, say=say
             )
-            reporter, on_change = follow_with_progress(
-                f'Backup "{created_name}"', "itemsBackedUp", "backed up"
-            )
-            with reporter:
-                return await api.follow(BACKUPS, created_name, on_change)
 
-    backup = run(go())
-    if not wait:
-        if output is not Output.table:
-            emit(backup, output, lambda: None)
-        return
-    status = backup.get("status") or {}
-    backup_name = backup["metadata"]["name"]
-    say(
-        f"Backup completed with status: {status.get('phase')}. You may check for more information using the "
-        f"commands `strongroom backup describe {backup_name}` and `strongroom backup logs {backup_name}`."
-    )
-    _problems(status, say)
-    if output is not Output.table:
-        emit(backup, output, lambda: None)
-    exit_for_phase(status.get("phase"))
+    _submitted(run(go()), kind="backup", wait=wait, output=output, say=say, counts=_backup_counts)
 
 
-def _problems(status: dict[str, Any], say: Any) -> None:
+def _backup_counts(status: dict[str, Any]) -> str | None:
     if status.get("errors") or status.get("warnings"):
-        say(f"Errors: {status.get('errors', 0)}  Warnings: {status.get('warnings', 0)}")
-    for message in status.get("validationErrors") or ():
-        say(f"Validation error: {message}")
-    if status.get("failureReason"):
-        say(f"Failure reason: {status['failureReason']}")
+        return f"Errors: {status.get('errors', 0)}  Warnings: {status.get('warnings', 0)}"
+    return None
 
 
 def get_backups(
@@ -202,18 +262,10 @@ def get_backups(
     storage_location: str | None,
     output: Output,
 ) -> None:
-    async def go() -> list[dict[str, Any]]:
-        async with server_api(target) as api:
-            return await api.select(BACKUPS, names, selector)
-
-    backups = run(go())
+    backups = select(target, BACKUPS, names, selector)
     if storage_location and not names:
         backups = [b for b in backups if (b.get("spec") or {}).get("storageLocation") == storage_location]
-    emit(
-        list_document("Backup", backups, names is not None and len(names) == 1),
-        output,
-        lambda: print_backups(backups, datetime.now(UTC)),
-    )
+    emit_list("Backup", backups, names, output, lambda: print_backups(backups, datetime.now(UTC)))
 
 
 async def _optional_file(
@@ -227,9 +279,19 @@ async def _optional_file(
         return None
 
 
-def describe_backup(target: Target, name: str, *, details: bool, timeout: float) -> None:
+def _decoded(
+    results: bytes | None, resource_list: bytes | None
+) -> tuple[Results | None, ResourceList | None]:
+    """The files describe fetched, decoded; one the server did not hand out stays None."""
     from strongroom.archive import decode_resource_list, decode_results
 
+    return (
+        decode_results(results) if results else None,
+        decode_resource_list(resource_list) if resource_list else None,
+    )
+
+
+def describe_backup(target: Target, name: str, *, details: bool, timeout: float) -> None:
     async def go() -> tuple[dict[str, Any], bytes | None, bytes | None]:
         async with server_api(target) as api:
             backup = await api.get(BACKUPS, name)
@@ -241,13 +303,8 @@ def describe_backup(target: Target, name: str, *, details: bool, timeout: float)
             return backup, results, resource_list
 
     backup, results, resource_list = run(go())
-    render_backup(
-        backup,
-        results=decode_results(results) if results else None,
-        resource_list=decode_resource_list(resource_list) if resource_list else None,
-        details=details,
-        location=None,
-    )
+    decoded_results, decoded_list = _decoded(results, resource_list)
+    render_backup(backup, results=decoded_results, resource_list=decoded_list, details=details, location=None)
 
 
 def _ready_for_logs(kind: str, name: str, phase: object) -> None:
@@ -258,22 +315,39 @@ def _ready_for_logs(kind: str, name: str, phase: object) -> None:
         )
 
 
-def backup_logs(target: Target, name: str, *, timeout: float, insecure: bool, cacert: Path | None) -> None:
-    from strongroom.archive import iter_log_lines
+def _print_log(
+    target: Target,
+    resource: ApiResource,
+    name: str,
+    *,
+    timeout: float,
+    insecure: bool,
+    cacert: Path | None,
+    location_ca: bool,
+) -> None:
+    """``backup logs``/``restore logs``: the log the server hands out once the run has finished.
+
+    ``location_ca``: without ``--cacert``, trust the CA of the object's storage
+    location (a Backup names one; a Restore does not).
+    """
+    kind = resource.kind
 
     async def go() -> bytes:
         async with server_api(target) as api:
-            backup = await api.get(BACKUPS, name)
-            _ready_for_logs("backup", name, (backup.get("status") or {}).get("phase"))
-            ca = _ca(cacert) or await api.location_ca((backup.get("spec") or {}).get("storageLocation"))
-            import io
-
+            found = await api.get(resource, name)
+            _ready_for_logs(kind.lower(), name, (found.get("status") or {}).get("phase"))
+            ca = _ca(cacert)
+            if location_ca:
+                ca = ca or await api.location_ca((found.get("spec") or {}).get("storageLocation"))
             buffer = io.BytesIO()
-            await api.fetch("BackupLog", name, timeout=timeout, into=buffer, ca_pem=ca, insecure=insecure)
+            await api.fetch(f"{kind}Log", name, timeout=timeout, into=buffer, ca_pem=ca, insecure=insecure)
             return buffer.getvalue()
 
-    for line in iter_log_lines(run(go())):
-        typer.echo(line)
+    print_log(run(go()))
+
+
+def backup_logs(target: Target, name: str, *, timeout: float, insecure: bool, cacert: Path | None) -> None:
+    _print_log(target, BACKUPS, name, timeout=timeout, insecure=insecure, cacert=cacert, location_ca=True)
 
 
 def _ca(cacert: Path | None) -> bytes | None:
@@ -349,63 +423,29 @@ def create_restore(
         # The server restores the newest completed backup of the schedule (Velero's scheduleName).
         manifest["spec"].pop("backupName", None)
         manifest["spec"]["scheduleName"] = from_schedule
-    name = manifest["metadata"]["name"]
 
     async def go() -> dict[str, Any]:
         async with server_api(target) as api:
             if from_schedule and not await api.list_all(BACKUPS, f"{SCHEDULE_NAME_LABEL}={from_schedule}"):
                 raise NotFoundError(f"no backups found for the schedule {from_schedule!r}")
-            created = await api.create(RESTORES, manifest)
-            say(f'Restore request "{name}" submitted successfully.')
-            if not wait:
-                say(
-                    f"Run `strongroom restore describe {name}` or `strongroom restore logs {name}` for more details."
-                )
-                return created
-            say(
-                "Waiting for restore to complete. You may safely press ctrl-c to stop waiting - "
-                "your restore will continue in the background."
+            return await _submit(
+                api, RESTORES, manifest, done_key="itemsRestored", verb="restored", wait=wait, say=say
             )
-            reporter, on_change = follow_with_progress(f'Restore "{name}"', "itemsRestored", "restored")
-            with reporter:
-                return await api.follow(RESTORES, name, on_change)
 
-    restore = run(go())
-    if not wait:
-        if output is not Output.table:
-            emit(restore, output, lambda: None)
-        return
-    status = restore.get("status") or {}
-    say(
-        f"Restore completed with status: {status.get('phase')}. You may check for more information using the "
-        f"commands `strongroom restore describe {name}` and `strongroom restore logs {name}`."
-    )
-    say(f"Warnings: {status.get('warnings', 0)}  Errors: {status.get('errors', 0)}")
-    for message in status.get("validationErrors") or ():
-        say(f"Validation error: {message}")
-    if status.get("failureReason"):
-        say(f"Failure reason: {status['failureReason']}")
-    if output is not Output.table:
-        emit(restore, output, lambda: None)
-    exit_for_phase(status.get("phase"))
+    _submitted(run(go()), kind="restore", wait=wait, output=output, say=say, counts=_restore_counts)
+
+
+def _restore_counts(status: dict[str, Any]) -> str:
+    # Velero's restore line always shows both counts, warnings first.
+    return f"Warnings: {status.get('warnings', 0)}  Errors: {status.get('errors', 0)}"
 
 
 def get_restores(target: Target, names: list[str] | None, selector: str | None, output: Output) -> None:
-    async def go() -> list[dict[str, Any]]:
-        async with server_api(target) as api:
-            return await api.select(RESTORES, names, selector)
-
-    restores = run(go())
-    emit(
-        list_document("Restore", restores, names is not None and len(names) == 1),
-        output,
-        lambda: print_restores(restores),
-    )
+    restores = select(target, RESTORES, names, selector)
+    emit_list("Restore", restores, names, output, lambda: print_restores(restores))
 
 
 def describe_restore(target: Target, name: str, *, details: bool, timeout: float) -> None:
-    from strongroom.archive import decode_resource_list, decode_results
-
     async def go() -> tuple[dict[str, Any], bytes | None, bytes | None]:
         async with server_api(target) as api:
             restore = await api.get(RESTORES, name)
@@ -418,31 +458,12 @@ def describe_restore(target: Target, name: str, *, details: bool, timeout: float
             return restore, results, resource_list
 
     restore, results, resource_list = run(go())
-    render_restore(
-        restore,
-        results=decode_results(results) if results else None,
-        resource_list=decode_resource_list(resource_list) if resource_list else None,
-        details=details,
-    )
+    decoded_results, decoded_list = _decoded(results, resource_list)
+    render_restore(restore, results=decoded_results, resource_list=decoded_list, details=details)
 
 
 def restore_logs(target: Target, name: str, *, timeout: float, insecure: bool, cacert: Path | None) -> None:
-    from strongroom.archive import iter_log_lines
-
-    async def go() -> bytes:
-        async with server_api(target) as api:
-            restore = await api.get(RESTORES, name)
-            _ready_for_logs("restore", name, (restore.get("status") or {}).get("phase"))
-            import io
-
-            buffer = io.BytesIO()
-            await api.fetch(
-                "RestoreLog", name, timeout=timeout, into=buffer, ca_pem=_ca(cacert), insecure=insecure
-            )
-            return buffer.getvalue()
-
-    for line in iter_log_lines(run(go())):
-        typer.echo(line)
+    _print_log(target, RESTORES, name, timeout=timeout, insecure=insecure, cacert=cacert, location_ca=False)
 
 
 # -- backup storage locations ----------------------------------------------------------
@@ -480,31 +501,31 @@ async def _defaults(api: ServerApi) -> list[str]:
 
 def create_location(
     target: Target,
+    location: Location,
     *,
-    name: str,
-    provider: str,
-    bucket: str,
-    prefix: str,
-    config: dict[str, str],
     credential: str | None,
-    cacert: str | None,
-    default: bool,
-    access_mode: str,
     labels: dict[str, str],
     backup_sync_period: str | None,
     validation_frequency: str | None,
 ) -> None:
-    object_storage: dict[str, Any] = {"bucket": bucket}
-    if prefix:
-        object_storage["prefix"] = prefix
-    ca = _read_cacert(cacert)
+    """A BackupStorageLocation for ``location`` (its ``ca_cert_file`` is read here and sent as caCert)."""
+    name = location.name
+    default = location.default
+    object_storage: dict[str, Any] = {"bucket": location.bucket}
+    if location.prefix:
+        object_storage["prefix"] = location.prefix
+    ca = _read_cacert(location.ca_cert_file)
     if ca:
         object_storage["caCert"] = ca
-    spec: dict[str, Any] = {"provider": provider, "objectStorage": object_storage, "accessMode": access_mode}
+    spec: dict[str, Any] = {
+        "provider": location.provider,
+        "objectStorage": object_storage,
+        "accessMode": location.access_mode,
+    }
     if default:
         spec["default"] = True
-    if config:
-        spec["config"] = config
+    if location.config:
+        spec["config"] = dict(location.config)
     selector = _parse_credential(credential)
     if selector:
         spec["credential"] = selector
@@ -606,13 +627,7 @@ def set_location(
             if default is not None:
                 spec["default"] = default
             if config is not None:
-                merged = dict(spec.get("config") or {})
-                for key, value in config.items():
-                    if value:
-                        merged[key] = value
-                    else:
-                        merged.pop(key, None)
-                spec["config"] = merged
+                spec["config"] = merge_config(spec.get("config") or {}, config)
             if ca is not None:
                 spec.setdefault("objectStorage", {})["caCert"] = ca
             if selector is not None:
