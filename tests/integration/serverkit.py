@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from tests.conftest import Sandbox
+from tests.integration.backupkit import Cli
 from tests.integration.sandboxapi import eventually
 
 from strongroom.model.crds import crd_manifests
@@ -129,6 +131,14 @@ class ServerProcess:
             self._log_file = None
 
 
+def shell_cli(sandbox: Sandbox, config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """The command line as a user's shell runs it: the cluster from $KUBECONFIG, the mode found by itself."""
+    monkeypatch.setenv("KUBECONFIG", sandbox.kubeconfig)
+    monkeypatch.delenv("STRONGROOM_MODE", raising=False)
+    monkeypatch.delenv("STRONGROOM_NAMESPACE", raising=False)
+    return Cli(sandbox, config_dir, monkeypatch)
+
+
 def get(sandbox: Sandbox, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
     proc = sandbox.kubectl("get", kind, name, "-n", namespace, "-o", "json", check=False)
     if proc.returncode != 0:
@@ -172,10 +182,15 @@ def local_location(name: str, namespace: str, directory: Path, **spec: Any) -> d
     }
 
 
-def backup(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+def velero(kind: str, name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    """A velero.io/v1 resource of ``kind`` with ``spec``."""
     return {
         "apiVersion": "velero.io/v1",
-        "kind": "Backup",
+        "kind": kind,
         "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
     }
+
+
+def backup(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    return velero("Backup", name, namespace, **spec)

@@ -30,44 +30,22 @@ from kubernetes.client.exceptions import ApiException
 from tests.conftest import Sandbox
 from tests.integration.backupkit import Cli, CliResult
 from tests.integration.sandboxapi import Kube, eventually, unique
-
-from strongroom.model.crds import crd_manifests
+from tests.integration.serverkit import install_crds, shell_cli
 
 GROUP, VERSION = "velero.io", "v1"
 SERVER_LABELS = {"app.kubernetes.io/name": "strongroom", "app.kubernetes.io/component": "server"}
 FROZEN = "test.strongroom.io/frozen"  # objects the stand-in leaves alone (seeded with a final status)
-_CRDS = (
-    "backups.velero.io",
-    "restores.velero.io",
-    "schedules.velero.io",
-    "backupstoragelocations.velero.io",
-    "deletebackuprequests.velero.io",
-    "downloadrequests.velero.io",
-)
 
 
 @pytest.fixture(scope="module")
-def crds(sandbox: Sandbox, kube: Kube) -> None:
-    wanted = [crd for crd in crd_manifests() if crd["metadata"]["name"] in _CRDS]
-    assert len(wanted) == len(_CRDS)
-    sandbox.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(wanted))
-    for name in _CRDS:
-        eventually(
-            lambda name=name: any(
-                condition.type == "Established" and condition.status == "True"
-                for condition in kube.apiext.read_custom_resource_definition(name).status.conditions or ()
-            ),
-            timeout=30,
-        )
+def crds(sandbox: Sandbox) -> None:
+    """The CRDs, as strongroom installs them."""
+    install_crds(sandbox)
 
 
 @pytest.fixture
 def cli(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    # Every command finds the cluster as a user's shell would: through $KUBECONFIG.
-    monkeypatch.setenv("KUBECONFIG", sandbox.kubeconfig)
-    monkeypatch.delenv("STRONGROOM_MODE", raising=False)
-    monkeypatch.delenv("STRONGROOM_NAMESPACE", raising=False)
-    return Cli(sandbox, tmp_path / "config", monkeypatch)
+    return shell_cli(sandbox, tmp_path / "config", monkeypatch)
 
 
 def server_deployment(kube: Kube, namespace: str) -> None:

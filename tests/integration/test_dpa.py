@@ -20,11 +20,11 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from tests.conftest import Sandbox
 from tests.integration.sandboxapi import Kube, eventually
+from tests.integration.serverkit import install_crds
 from tests.runasync import run_async
 
 from strongroom.controller.dpa import DpaOutcome, DpaReconciler
 from strongroom.kube import KubeClient
-from strongroom.model.crds import crd_manifests
 
 SEED = Path(__file__).resolve().parents[1] / "data" / "seed"
 SECRET_MARKERS = ("AKIASEEDEXAMPLE", "SeedSecretValue", "azure-storage-key-value", "BEGIN PRIVATE KEY")
@@ -76,12 +76,6 @@ SEED_DPAS: dict[str, tuple[dict[str, str], list[str], list[str]]] = {
     "dpa-1517-log-level.yaml": ({"cloud-credentials": "aws"}, ["velero-sample-1"], []),
 }
 
-_CRDS = (
-    "backupstoragelocations.velero.io",
-    "volumesnapshotlocations.velero.io",
-    "dataprotectionapplications.oadp.openshift.io",
-)
-
 
 class Clock:
     """A clock the test moves by hand, so that lastTransitionTime tells which reconcile set it."""
@@ -97,19 +91,9 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def crds(sandbox: Sandbox, kube: Kube) -> None:
-    """The location and DPA CRDs, as strongroom installs them."""
-    wanted = [crd for crd in crd_manifests() if crd["metadata"]["name"] in _CRDS]
-    assert len(wanted) == len(_CRDS)
-    sandbox.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(wanted))
-    for name in _CRDS:
-        eventually(
-            lambda name=name: any(
-                condition.type == "Established" and condition.status == "True"
-                for condition in kube.apiext.read_custom_resource_definition(name).status.conditions or ()
-            ),
-            timeout=30,
-        )
+def crds(sandbox: Sandbox) -> None:
+    """The CRDs, as strongroom installs them."""
+    install_crds(sandbox)
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from tests.integration.serverkit import (
     get,
     install_crds,
     local_location,
+    velero,
     wait_phase,
 )
 
@@ -229,24 +230,9 @@ def test_invalid_schedules_and_restores_fail_and_the_server_keeps_working(
     )
     apply_yaml(
         sandbox,
-        {
-            "apiVersion": "velero.io/v1",
-            "kind": "Schedule",
-            "metadata": {"name": "bad-cron", "namespace": adp},
-            "spec": {"schedule": "0 25 * * *", "template": {"includedNamespaces": ["x"]}},
-        },
-        {
-            "apiVersion": "velero.io/v1",
-            "kind": "Restore",
-            "metadata": {"name": "from-nothing", "namespace": adp},
-            "spec": {"backupName": "no-such-backup"},
-        },
-        {
-            "apiVersion": "velero.io/v1",
-            "kind": "Restore",
-            "metadata": {"name": "no-source", "namespace": adp},
-            "spec": {},
-        },
+        velero("Schedule", "bad-cron", adp, schedule="0 25 * * *", template={"includedNamespaces": ["x"]}),
+        velero("Restore", "from-nothing", adp, backupName="no-such-backup"),
+        velero("Restore", "no-source", adp),
     )
     bad = wait_phase(sandbox, "schedules", "bad-cron", adp, ("FailedValidation",))
     assert "invalid schedule" in bad["status"]["validationErrors"][0]
@@ -325,17 +311,15 @@ def test_a_killed_server_leaves_no_backup_in_progress_and_the_next_one_completes
     ).start()
     try:
         server = start_server(sandbox, adp, tmp_path, servers)
-        location = {
-            "apiVersion": "velero.io/v1",
-            "kind": "BackupStorageLocation",
-            "metadata": {"name": "default", "namespace": adp},
-            "spec": {
-                "provider": "aws",
-                "default": True,
-                "objectStorage": {"bucket": bucket, "prefix": "velero"},
-                "config": {"region": "minio", "s3Url": proxy.url, "s3ForcePathStyle": "true"},
-            },
-        }
+        location = velero(
+            "BackupStorageLocation",
+            "default",
+            adp,
+            provider="aws",
+            default=True,
+            objectStorage={"bucket": bucket, "prefix": "velero"},
+            config={"region": "minio", "s3Url": proxy.url, "s3ForcePathStyle": "true"},
+        )
         apply_yaml(sandbox, credentials_secret(adp), location)
         wait_phase(sandbox, "backupstoragelocations", "default", adp, ("Available",))
         apply_yaml(sandbox, backup("interrupted", adp, includedNamespaces=["kube-public"]))
@@ -427,12 +411,7 @@ def test_download_and_delete_requests_are_answered(
     wait_phase(sandbox, "backups", "kept", adp, ("Completed",))
     apply_yaml(
         sandbox,
-        {
-            "apiVersion": "velero.io/v1",
-            "kind": "DownloadRequest",
-            "metadata": {"name": "logs", "namespace": adp},
-            "spec": {"target": {"kind": "BackupLog", "name": "kept"}},
-        },
+        velero("DownloadRequest", "logs", adp, target={"kind": "BackupLog", "name": "kept"}),
         {
             "apiVersion": "velero.io/v1",
             "kind": "ServerStatusRequest",
@@ -447,12 +426,7 @@ def test_download_and_delete_requests_are_answered(
 
     apply_yaml(
         sandbox,
-        {
-            "apiVersion": "velero.io/v1",
-            "kind": "DeleteBackupRequest",
-            "metadata": {"name": "del", "namespace": adp},
-            "spec": {"backupName": "kept"},
-        },
+        velero("DeleteBackupRequest", "del", adp, backupName="kept"),
     )
     assert (
         wait_phase(sandbox, "deletebackuprequests", "del", adp, ("Processed",))["status"].get("errors")
@@ -510,12 +484,9 @@ def test_a_restore_from_a_schedule_uses_its_newest_completed_backup(
     wait_phase(sandbox, "backupstoragelocations", "default", adp, ("Available",))
     apply_yaml(
         sandbox,
-        {
-            "apiVersion": "velero.io/v1",
-            "kind": "Schedule",
-            "metadata": {"name": "hourly", "namespace": adp},
-            "spec": {"schedule": "@every 1s", "template": {"includedNamespaces": ["kube-public"]}},
-        },
+        velero(
+            "Schedule", "hourly", adp, schedule="@every 1s", template={"includedNamespaces": ["kube-public"]}
+        ),
     )
 
     def completed() -> list[str]:
@@ -535,12 +506,7 @@ def test_a_restore_from_a_schedule_uses_its_newest_completed_backup(
     newest = eventually(completed)[-1]
     apply_yaml(
         sandbox,
-        {
-            "apiVersion": "velero.io/v1",
-            "kind": "Restore",
-            "metadata": {"name": "latest", "namespace": adp},
-            "spec": {"scheduleName": "hourly"},
-        },
+        velero("Restore", "latest", adp, scheduleName="hourly"),
     )
     restored = wait_phase(sandbox, "restores", "latest", adp, ("Completed", "PartiallyFailed", "Failed"))
     assert restored["status"]["phase"] == "Completed", restored["status"]

@@ -18,17 +18,14 @@ import pytest
 from tests.conftest import Sandbox
 from tests.integration.backupkit import Cli, deploy_sample, unique
 from tests.integration.sandboxapi import eventually
-from tests.integration.serverkit import ServerProcess, get, install_crds
+from tests.integration.serverkit import ServerProcess, get, install_crds, shell_cli
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def cli(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    monkeypatch.setenv("KUBECONFIG", sandbox.kubeconfig)
-    monkeypatch.delenv("STRONGROOM_MODE", raising=False)
-    monkeypatch.delenv("STRONGROOM_NAMESPACE", raising=False)
-    return Cli(sandbox, tmp_path / "config", monkeypatch)
+    return shell_cli(sandbox, tmp_path / "config", monkeypatch)
 
 
 @pytest.fixture

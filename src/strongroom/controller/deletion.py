@@ -18,14 +18,14 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final
 
 from strongroom.controller.context import ServerContext, phase_of
 from strongroom.controller.locations import Locations, is_read_only
 from strongroom.errors import StrongroomError
 from strongroom.model import labels as velero_labels
-from strongroom.model.velero import format_timestamp
+from strongroom.model.velero import format_timestamp, parse_timestamp
 
 __all__ = ["DeletionController", "GarbageCollector"]
 
@@ -34,13 +34,6 @@ _log = logging.getLogger(__name__)
 GC_FAILURE_LABEL: Final = "velero.io/gc-failure"
 # Processed requests are kept a day for inspection, as Velero keeps them.
 _PROCESSED_REQUEST_TTL: Final = timedelta(hours=24)
-
-
-def _time(value: object) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
-    except ValueError:
-        return None
 
 
 class DeletionController:
@@ -128,7 +121,7 @@ class DeletionController:
         return []
 
     async def _expire(self, request: Mapping[str, Any]) -> None:
-        created = _time(request["metadata"].get("creationTimestamp"))
+        created = parse_timestamp(request["metadata"].get("creationTimestamp"))
         if created is not None and self._ctx.clock() - created > _PROCESSED_REQUEST_TTL:
             await self._ctx.delete(self._ctx.resources.delete_requests, str(request["metadata"]["name"]))
 
@@ -168,7 +161,7 @@ class GarbageCollector:
         }
         locations = {str(loc["metadata"]["name"]): loc for loc in await self._locations.all()}
         for backup in await ctx.list(ctx.resources.backups):
-            expiration = _time((backup.get("status") or {}).get("expiration"))
+            expiration = parse_timestamp((backup.get("status") or {}).get("expiration"))
             name = str(backup["metadata"]["name"])
             if (
                 expiration is None

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any, Final
 
 from strongroom import __version__
 from strongroom.controller.context import ServerContext, phase_of
 from strongroom.controller.locations import Locations
 from strongroom.errors import StrongroomError
-from strongroom.model.velero import format_timestamp
+from strongroom.model.velero import format_timestamp, parse_timestamp
 from strongroom.storage import Layout
 
 __all__ = ["TARGETS", "DownloadController", "StatusRequestController"]
@@ -44,13 +43,6 @@ TARGETS: Final[dict[str, tuple[bool, Callable[[Layout, str], str]]]] = {
 }
 
 
-def _time(value: object) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
-    except ValueError:
-        return None
-
-
 class DownloadController:
     """Answers DownloadRequests."""
 
@@ -62,7 +54,7 @@ class DownloadController:
         ctx = self._ctx
         name = str(body["metadata"]["name"])
         if phase_of(body) == "Processed":
-            expiration = _time((body.get("status") or {}).get("expiration"))
+            expiration = parse_timestamp((body.get("status") or {}).get("expiration"))
             if expiration is not None and ctx.clock() > expiration:
                 await ctx.delete(ctx.resources.download_requests, name)
             return
@@ -116,7 +108,7 @@ class StatusRequestController:
         name = str(body["metadata"]["name"])
         status = body.get("status") or {}
         if phase_of(body) == "Processed":
-            processed = _time(status.get("processedTimestamp"))
+            processed = parse_timestamp(status.get("processedTimestamp"))
             if processed is not None and ctx.clock() - processed > ctx.config.request_ttl:
                 await ctx.delete(ctx.resources.status_requests, name)
             return

@@ -22,7 +22,7 @@ from strongroom.controller.context import ServerContext, phase_of
 from strongroom.controller.logs import register_secret
 from strongroom.errors import StorageConfigError, StrongroomError, UsageError
 from strongroom.model.duration import parse_duration
-from strongroom.model.velero import format_timestamp
+from strongroom.model.velero import format_timestamp, parse_timestamp
 from strongroom.storage import Layout, ObjectStore, open_store, validate_top_level
 from strongroom.storage.catalog import BackupCatalog
 from strongroom.storage.credentials import parse_credentials
@@ -135,9 +135,8 @@ class LocationController:
         frequency = self._frequency(location)
         if frequency <= 0:  # Velero: a zero frequency turns periodic validation off
             return False
-        try:
-            then = datetime.fromisoformat(str(last).replace("Z", "+00:00"))
-        except ValueError:
+        then = parse_timestamp(last)
+        if then is None:
             return True
         return (now - then).total_seconds() >= frequency
 

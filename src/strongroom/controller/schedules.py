@@ -29,21 +29,12 @@ from strongroom.kube.errors import KubeAlreadyExists
 from strongroom.model import labels as velero_labels
 from strongroom.model.cron import CronError, CronSchedule, parse_cron
 from strongroom.model.filters import validate_backup_spec
-from strongroom.model.velero import Backup, format_timestamp
+from strongroom.model.velero import Backup, format_timestamp, parse_timestamp
 
 __all__ = ["ScheduleController", "backup_for_schedule"]
 
 _log = logging.getLogger(__name__)
 _BUSY = ("", "New", "InProgress")
-
-
-def _time(value: object) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def validation_errors(schedule: Mapping[str, Any]) -> tuple[CronSchedule | None, list[str]]:
@@ -71,8 +62,10 @@ def validation_errors(schedule: Mapping[str, Any]) -> tuple[CronSchedule | None,
 def next_run(schedule: Mapping[str, Any], cron: CronSchedule) -> datetime:
     """When the schedule is next due, by Velero's rule."""
     status = schedule.get("status") or {}
-    last = _time(status.get("lastBackup")) or _time(schedule["metadata"].get("creationTimestamp"))
-    skipped = _time(status.get("lastSkipped"))
+    last = parse_timestamp(status.get("lastBackup")) or parse_timestamp(
+        schedule["metadata"].get("creationTimestamp")
+    )
+    skipped = parse_timestamp(status.get("lastSkipped"))
     if last is None or (skipped is not None and skipped > last):
         last = skipped
     assert last is not None

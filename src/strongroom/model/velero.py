@@ -97,6 +97,7 @@ __all__ = [
     "UploaderConfigForBackup",
     "UploaderConfigForRestore",
     "format_timestamp",
+    "parse_timestamp",
 ]
 
 API_GROUP: Final = "velero.io"
@@ -163,6 +164,17 @@ def _parse_timestamp(value: object) -> object:
         )
     except ValueError as exc:
         raise ValueError(f"invalid RFC 3339 timestamp {value!r}: {exc}") from exc
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """A resource's RFC 3339 timestamp (``status.expiration``), None when absent or malformed."""
+    if not value:
+        return None
+    try:
+        parsed = _parse_timestamp(value)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, datetime) else None
 
 
 def format_timestamp(value: datetime) -> str:
