@@ -248,8 +248,12 @@ class Server:
         if outcome.transient:
             raise StrongroomError("; ".join(outcome.errors) or "transient failure")
 
-    async def loops(self) -> None:
-        """The periodic work; runs until cancelled."""
+    def start_loops(self) -> list[asyncio.Task[None]]:
+        """Start the periodic work; the tasks run until cancelled.
+
+        Started before kopf: kopf treats every task created after its own start
+        as its handlers', and on shutdown waits for them (then cancels them).
+        """
         config = self.ctx.config
 
         async def every(seconds: float, what: str, call: Callable[[], Awaitable[None]]) -> None:
@@ -265,21 +269,17 @@ class Server:
 
         short = 5.0 if config.store_validation_frequency.total_seconds() >= 10 else 1.0
         sync_tick = min(5.0, max(0.5, config.backup_sync_period.total_seconds() / 2))
-        async with asyncio.TaskGroup() as group:
-            group.create_task(every(short, "validating locations", self.location_controller.sweep))
-            group.create_task(every(sync_tick, "backup sync", self.sync.sweep))
-            group.create_task(
-                every(config.schedule_check_period.total_seconds(), "schedules", self.schedules.tick)
-            )
-            group.create_task(every(config.gc_frequency.total_seconds(), "garbage collection", self.gc.sweep))
-            group.create_task(every(60.0, "expiring requests", self._expire_requests))
-            group.create_task(every(30.0, "counting", self._count))
+        loops: list[tuple[float, str, Callable[[], Awaitable[None]]]] = [
+            (short, "validating locations", self.location_controller.sweep),
+            (sync_tick, "backup sync", self.sync.sweep),
+            (config.schedule_check_period.total_seconds(), "schedules", self.schedules.tick),
+            (config.gc_frequency.total_seconds(), "garbage collection", self.gc.sweep),
+            (60.0, "expiring requests", self._expire_requests),
+            (30.0, "counting", self._count),
             # A DPA waits on Secrets it does not own: a fixed Secret shows at the next pass.
-            group.create_task(
-                every(
-                    config.store_validation_frequency.total_seconds() or 60.0, "DPA resync", self._resync_dpas
-                )
-            )
+            (config.store_validation_frequency.total_seconds() or 60.0, "DPA resync", self._resync_dpas),
+        ]
+        return [asyncio.create_task(every(*loop), name=loop[1]) for loop in loops]
 
     async def _count(self) -> None:
         metrics = self.ctx.metrics
@@ -354,40 +354,33 @@ async def run_server(kube: KubeClient, options: ServerOptions, *, stop: asyncio.
                 _log.info("became the leader")
             health.set_leader(True)
             await server.recover()
-            kopf_stop = asyncio.Event()
+            periodic = server.start_loops()
+            # No stop flag: kopf would wait for its idle waiter on a SIGTERM it handles itself.
             operator = asyncio.create_task(
-                kopf.operator(
-                    registry=server.registry(),
-                    namespaces=[config.namespace],
-                    standalone=True,
-                    stop_flag=kopf_stop,
-                ),
+                kopf.operator(registry=server.registry(), namespaces=[config.namespace], standalone=True),
                 name="kopf",
             )
-            periodic = asyncio.create_task(server.loops(), name="periodic")
             stopping = asyncio.create_task(stop.wait())
             losing = asyncio.create_task(lost.wait())
             done, _ = await asyncio.wait(
-                {operator, periodic, stopping, losing}, return_when=asyncio.FIRST_COMPLETED
+                {operator, stopping, losing, *periodic}, return_when=asyncio.FIRST_COMPLETED
             )
             code = 0
             if losing in done:
                 _log.error("lost the leader lease: stopping")
                 health.report_fatal("lost the leader lease")
                 code = 1
-            for task in (operator, periodic):
-                if task in done and task.exception() is not None:
-                    _log.error("%s stopped: %r", task.get_name(), task.exception())
+            for ended in (operator, *periodic):
+                if ended in done and not ended.cancelled() and ended.exception() is not None:
+                    _log.error("%s stopped: %r", ended.get_name(), ended.exception())
                     code = 1
-            kopf_stop.set()
-            periodic.cancel()
-            stopping.cancel()
-            losing.cancel()
+            # kopf takes SIGTERM and SIGINT over and stops by itself; otherwise it is cancelled here.
+            for running in (*periodic, stopping, losing, operator):
+                running.cancel()
+            await asyncio.gather(*periodic, return_exceptions=True)
+            await events.drain()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(operator, timeout=10)
-            with contextlib.suppress(asyncio.CancelledError):
-                await periodic
-            await events.drain()
             return code
     finally:
         await health.stop()
