@@ -55,6 +55,11 @@ BENCHMARKS: list[Benchmark] = [
         "benchmarks.backup_restore",
         "Backup of N ConfigMaps vs. one paginated LIST; restore vs. kubectl create; backup peak RSS",
     ),
+    Benchmark(
+        "server",
+        "benchmarks.server",
+        "Backup and Restore resources through `strongroom server` vs. the library in-process; its RSS, start-up",
+    ),
 ]
 
 
