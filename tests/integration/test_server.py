@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -537,3 +539,42 @@ def test_a_dpa_waits_for_its_secret_and_its_log_level_applies(
     eventually(lambda: condition().get("status") == "True", timeout=30)
     wait_phase(sandbox, "backupstoragelocations", "velero-sample-1", adp, ("Available",))
     eventually(lambda: [r for r in server.records() if r.get("level") == "debug"], timeout=10)
+
+
+def test_an_unexpected_failure_mid_backup_ends_it_failed_instead_of_in_progress(
+    sandbox: Sandbox, adp: str, tmp_path: Path, servers: list[ServerProcess]
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    start_server(sandbox, adp, tmp_path, servers, "--scratch-dir", str(scratch))
+    apply_yaml(sandbox, local_location("default", adp, tmp_path / "bucket"))
+    wait_phase(sandbox, "backupstoragelocations", "default", adp, ("Available",))
+    scratch.rmdir()  # the work directory vanishes under the running server
+    apply_yaml(sandbox, backup("no-room", adp, includedNamespaces=["kube-public"]))
+    failed = wait_phase(sandbox, "backups", "no-room", adp, ("Failed", "Completed"))
+    assert failed["status"]["phase"] == "Failed"
+    assert failed["status"]["failureReason"].startswith("unexpected error: FileNotFoundError")
+    scratch.mkdir()
+    apply_yaml(sandbox, backup("room-again", adp, includedNamespaces=["kube-public"]))
+    assert wait_phase(sandbox, "backups", "room-again", adp, ("Completed",))
+
+
+def test_the_server_refuses_a_scratch_directory_that_does_not_exist(sandbox: Sandbox, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "strongroom",
+            "server",
+            "--kubeconfig",
+            sandbox.kubeconfig,
+            "--scratch-dir",
+            str(tmp_path / "missing"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "is not a writable directory" in result.stderr

@@ -121,6 +121,8 @@ def server(
         default_volumes_to_fs_backup=default_volumes_to_fs_backup,
         workdir=scratch_dir,
     )
+    if scratch_dir is not None and not (scratch_dir.is_dir() and os.access(scratch_dir, os.W_OK)):
+        raise UsageError(f"--scratch-dir {str(scratch_dir)!r} is not a writable directory")
     if config.gc_frequency <= timedelta(0):
         raise UsageError("--garbage-collection-frequency must be positive")
     options = ServerOptions(

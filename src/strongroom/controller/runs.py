@@ -88,7 +88,32 @@ class RunController(ABC):
             current = await self._ctx.get(self._res, name)
             if current is None or phase_of(current) not in PENDING:
                 return
-            await self._process(current)
+            try:
+                await self._process(current)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self._failed_unexpectedly(name, exc)
+
+    async def _failed_unexpectedly(self, name: str, exc: Exception) -> None:
+        """A failure the engine did not expect (a bug, a full disk): never leave the run InProgress.
+
+        Before the claim the run is still New and the caller's retry takes it
+        up again; once claimed, it is finished as Failed with the reason.
+        """
+        current = await self._ctx.get(self._res, name)
+        if current is None or phase_of(current) != "InProgress":
+            raise exc
+        _log.error("%s %s failed unexpectedly", self.noun, name, exc_info=exc, extra={self.noun: name})
+        reason = exc.message if isinstance(exc, StrongroomError) else f"{type(exc).__name__}: {exc}"
+        await self._finish(
+            name,
+            {
+                "phase": "Failed",
+                "failureReason": f"unexpected error: {reason}",
+                "completionTimestamp": format_timestamp(self._ctx.clock()),
+            },
+        )
 
     @abstractmethod
     async def _process(self, obj: dict[str, Any]) -> None: ...
