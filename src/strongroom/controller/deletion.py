@@ -52,16 +52,18 @@ class DeletionController:
                 await self._expire(body)
             return
         backup_name = str((body.get("spec") or {}).get("backupName") or "")
+        if ctx.metrics is not None:
+            ctx.metrics.backup_deletion_attempted()
         errors = await self._delete(backup_name, body)
         status: dict[str, Any] = {"phase": "Processed", "errors": errors or None}
         await ctx.patch_status(res, name, status)
+        if ctx.metrics is not None:
+            ctx.metrics.backup_deleted("", not errors)
         if errors:
             _log.warning("deleting backup %s failed: %s", backup_name, "; ".join(errors))
             ctx.event(body, "Warning", "DeleteFailed", "; ".join(errors))
         else:
             _log.info("backup %s deleted", backup_name)
-            if ctx.metrics is not None:
-                ctx.metrics.backup_deleted("", True)
 
     async def _delete(self, backup_name: str, request: Mapping[str, Any]) -> list[str]:
         ctx = self._ctx
