@@ -46,7 +46,19 @@ from typing import Any
 import psutil
 import yaml
 
-from benchmarks.common import Options, Phase, Result, Row, RssSampler, Table, fmt_rate
+from benchmarks.common import (
+    Options,
+    Phase,
+    Result,
+    Row,
+    RssSampler,
+    Table,
+    fmt_factor,
+    fmt_mb,
+    fmt_rate,
+    fmt_seconds,
+    per_second,
+)
 from benchmarks.sandbox_api import (
     Api,
     Procs,
@@ -546,34 +558,18 @@ def measure_size(objects: int, kubectl_max: int, profile_dir: Path | None) -> Fi
 # ----------------------------------------------------------------- reporting
 
 
-def _s(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.2f}"
-
-
-def _x(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
-
-
-def _mb(value: int | None) -> str:
-    return "—" if value is None else f"{value / 1e6:,.0f}"
-
-
-def _rate(objects: int, seconds: float | None) -> float | None:
-    return objects / seconds if seconds else None
-
-
 def rows_of(figures: Figures) -> list[Row]:
     n = figures.objects
     ratios = figures.backup_ratios
     backup_note = (
-        f"floor: one LIST, pages of {PAGE_SIZE}; time ratio {_x(statistics.median(ratios))} "
+        f"floor: one LIST, pages of {PAGE_SIZE}; time ratio {fmt_factor(statistics.median(ratios))} "
         f"(target ≤ {BACKUP_TARGET})"
         if ratios
         else "failed, see Problems"
     )
     restore_ratio = figures.restore_ratio
     restore_note = (
-        f"reference: kubectl create -f; time ratio {_x(restore_ratio)} (target ≤ {RESTORE_TARGET})"
+        f"reference: kubectl create -f; time ratio {fmt_factor(restore_ratio)} (target ≤ {RESTORE_TARGET})"
         if restore_ratio is not None
         else f"kubectl not measured at this size (full runs: up to {KUBECTL_MAX_FULL:,} objects)"
     )
@@ -581,16 +577,16 @@ def rows_of(figures: Figures) -> list[Row]:
         Row(
             f"backup, {n:,} ConfigMaps",
             "objects/s",
-            _rate(n, figures.backup_median),
-            _rate(n, figures.list_median),
+            per_second(n, figures.backup_median),
+            per_second(n, figures.list_median),
             backup_note,
             tuple(1 / r for r in ratios) if len(ratios) > 1 else (),
         ),
         Row(
             f"restore, {n:,} ConfigMaps",
             "objects/s",
-            _rate(n, figures.restore_seconds),
-            _rate(n, figures.kubectl_seconds),
+            per_second(n, figures.restore_seconds),
+            per_second(n, figures.kubectl_seconds),
             restore_note,
         ),
     ]
@@ -602,15 +598,15 @@ def summary_table(sizes: list[Figures]) -> Table:
         rows.append(
             [
                 f"{f.objects:,}",
-                _s(f.list_median),
-                _s(f.backup_median),
-                _x(statistics.median(f.backup_ratios) if f.backup_ratios else None),
-                fmt_rate(_rate(f.objects, f.backup_median)),
-                _mb(f.cli_peak_rss),
-                _s(f.restore_seconds),
-                fmt_rate(_rate(f.objects, f.restore_seconds)),
-                _s(f.kubectl_seconds),
-                _x(f.restore_ratio),
+                fmt_seconds(f.list_median),
+                fmt_seconds(f.backup_median),
+                fmt_factor(statistics.median(f.backup_ratios) if f.backup_ratios else None),
+                fmt_rate(per_second(f.objects, f.backup_median)),
+                fmt_mb(f.cli_peak_rss),
+                fmt_seconds(f.restore_seconds),
+                fmt_rate(per_second(f.objects, f.restore_seconds)),
+                fmt_seconds(f.kubectl_seconds),
+                fmt_factor(f.restore_ratio),
             ]
         )
     return Table(
@@ -633,7 +629,13 @@ def summary_table(sizes: list[Figures]) -> Table:
 
 def rounds_table(sizes: list[Figures]) -> Table:
     rows = [
-        [f"{f.objects:,}", str(index), _s(list_s), _s(backup_s), _x(backup_s / list_s)]
+        [
+            f"{f.objects:,}",
+            str(index),
+            fmt_seconds(list_s),
+            fmt_seconds(backup_s),
+            fmt_factor(backup_s / list_s),
+        ]
         for f in sizes
         for index, (list_s, backup_s) in enumerate(zip(f.list_seconds, f.backup_seconds, strict=False), 1)
     ]
@@ -651,10 +653,10 @@ def cli_table(sizes: list[Figures]) -> Table:
         rows.append(
             [
                 f"{f.objects:,}",
-                _s(f.cli_seconds),
-                _s(f.backup_median),
-                _s(f.cli_startup_seconds),
-                _mb(f.cli_peak_rss),
+                fmt_seconds(f.cli_seconds),
+                fmt_seconds(f.backup_median),
+                fmt_seconds(f.cli_startup_seconds),
+                fmt_mb(f.cli_peak_rss),
                 target,
                 f"{f.backup_bytes / 1e6:,.1f}",
             ]
@@ -679,11 +681,11 @@ def phase_table(sizes: list[Figures]) -> Table:
         [
             f"{f.objects:,}",
             p.name,
-            _s(p.wall),
-            _s(p.client_cpu),
-            _s(p.server_cpu),
-            _s(p.etcd_cpu),
-            _s(p.other_cpu),
+            fmt_seconds(p.wall),
+            fmt_seconds(p.client_cpu),
+            fmt_seconds(p.server_cpu),
+            fmt_seconds(p.etcd_cpu),
+            fmt_seconds(p.other_cpu),
         ]
         for f in sizes
         for p in f.phases

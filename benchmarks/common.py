@@ -209,3 +209,20 @@ class Phase:
     etcd_cpu: float = 0.0
     client_cpu: float = 0.0
     other_cpu: float = 0.0
+
+
+def fmt_seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.2f}"
+
+
+def fmt_factor(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def fmt_mb(value: int | None) -> str:
+    """Bytes as MB (10^6), the unit of the memory tables."""
+    return "—" if value is None else f"{value / 1e6:,.0f}"
+
+
+def per_second(count: float, seconds: float | None) -> float | None:
+    return count / seconds if seconds else None

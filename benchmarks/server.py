@@ -48,7 +48,18 @@ from benchmarks.backup_restore import (
     library_backup,
 )
 from benchmarks.backup_restore import Figures as FillFigures
-from benchmarks.common import Options, Result, Row, RssSampler, Table, cpu_seconds
+from benchmarks.common import (
+    Options,
+    Result,
+    Row,
+    RssSampler,
+    Table,
+    cpu_seconds,
+    fmt_factor,
+    fmt_mb,
+    fmt_seconds,
+    per_second,
+)
 from benchmarks.sandbox_api import Api, etcd_version, filesystem_of, server_log_problems
 from strongroom.kube import ApiResource, JsonObject, KubeClient
 from strongroom.model.crds import crd_manifests
@@ -502,30 +513,14 @@ def measure_all(objects: int) -> Figures:
 # ----------------------------------------------------------------- reporting
 
 
-def _s(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.2f}"
-
-
-def _x(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
-
-
-def _mb(value: int | None) -> str:
-    return "—" if value is None else f"{value / 1e6:,.0f}"
-
-
-def _per(count: float, seconds: float | None) -> float | None:
-    return count / seconds if seconds else None
-
-
 def _row(operation: str, unit: str, count: float, ours: list[float], floor: list[float], note: str) -> Row:
     times = ratios(ours, floor)
-    time_note = f"time ratio {_x(median(times))}" if times else "failed, see Problems"
+    time_note = f"time ratio {fmt_factor(median(times))}" if times else "failed, see Problems"
     return Row(
         operation,
         unit,
-        _per(count, median(ours)),
-        _per(count, median(floor)),
+        per_second(count, median(ours)),
+        per_second(count, median(floor)),
         f"{note}; {time_note}",
         tuple(1 / r for r in times) if len(times) > 1 else (),
     )
@@ -569,7 +564,9 @@ def rounds_table(f: Figures) -> Table:
         ("start until leader (floor: --help)", f.leader_seconds, f.help_seconds),
     ):
         for index, (o, fl) in enumerate(zip(ours, floor, strict=False), 1):
-            rows.append([label, str(index), _s(fl), _s(o), _x(o / fl if fl else None)])
+            rows.append(
+                [label, str(index), fmt_seconds(fl), fmt_seconds(o), fmt_factor(o / fl if fl else None)]
+            )
     return Table(
         "Every round: seconds, floor then server, and the time ratio server ÷ floor",
         ["Operation", "Round", "Library / floor s", "Server s", "Server ÷ floor"],
@@ -582,13 +579,16 @@ def server_table(f: Figures) -> Table:
         "The server process: start-up (medians), memory (RSS, MB = 10^6 bytes), items",
         ["Figure", "Value"],
         [
-            ["spawn until it logs `starting` (interpreter, imports), s", _s(median(f.started_seconds))],
-            ["spawn until it logs `became the leader`, s", _s(median(f.leader_seconds))],
-            ["`strongroom server --help`, s", _s(median(f.help_seconds))],
-            ["BackupStorageLocation created until Available, s", _s(f.available_seconds)],
-            ["RSS idle, after a warm-up backup, MB", _mb(f.rss_idle)],
-            [f"RSS peak during the backups of {f.objects:,}, MB", _mb(f.rss_backup)],
-            [f"RSS peak during the restores of {f.objects:,}, MB", _mb(f.rss_restore)],
+            [
+                "spawn until it logs `starting` (interpreter, imports), s",
+                fmt_seconds(median(f.started_seconds)),
+            ],
+            ["spawn until it logs `became the leader`, s", fmt_seconds(median(f.leader_seconds))],
+            ["`strongroom server --help`, s", fmt_seconds(median(f.help_seconds))],
+            ["BackupStorageLocation created until Available, s", fmt_seconds(f.available_seconds)],
+            ["RSS idle, after a warm-up backup, MB", fmt_mb(f.rss_idle)],
+            [f"RSS peak during the backups of {f.objects:,}, MB", fmt_mb(f.rss_backup)],
+            [f"RSS peak during the restores of {f.objects:,}, MB", fmt_mb(f.rss_restore)],
             ["tarball, MB", f"{f.tarball_bytes / 1e6:,.1f}"],
             *([f"items: {k}", f"{v:,}"] for k, v in f.items.items()),
         ],
@@ -597,7 +597,15 @@ def server_table(f: Figures) -> Table:
 
 def phase_table(f: Figures) -> Table:
     rows = [
-        [p.name, _s(p.wall), _s(p.ours_cpu), _s(p.client_cpu), _s(p.api_cpu), _s(p.etcd_cpu), _s(p.other_cpu)]
+        [
+            p.name,
+            fmt_seconds(p.wall),
+            fmt_seconds(p.ours_cpu),
+            fmt_seconds(p.client_cpu),
+            fmt_seconds(p.api_cpu),
+            fmt_seconds(p.etcd_cpu),
+            fmt_seconds(p.other_cpu),
+        ]
         for p in f.phases
     ]
     return Table(

@@ -195,12 +195,11 @@ class ServerContext:
         separate = "status" in res.subresources
         if status is not None and not separate:
             body["status"] = status
-        result = await self.kube.patch(res, name, body or {"metadata": {}}, self.namespace)
         if status is not None and separate:
-            result = await self.kube.patch(
-                res, name, {"status": status}, self.namespace, subresource="status"
-            )
-        return result
+            if body:
+                await self.kube.patch(res, name, body, self.namespace)
+            return await self.kube.patch(res, name, {"status": status}, self.namespace, subresource="status")
+        return await self.kube.patch(res, name, body or {"metadata": {}}, self.namespace)
 
     async def delete(self, res: ApiResource, name: str) -> bool:
         """Delete; False when it was already gone."""
