@@ -11,21 +11,13 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import yaml
 
 from strongroom.cli.common import ContextOption, KubeconfigOption, confirm, kube_client, run
-from strongroom.deploy import (
-    DEFAULT_IMAGE,
-    DEFAULT_NAMESPACE,
-    Change,
-    Installer,
-    InstallOptions,
-    Resources,
-    render,
-)
+from strongroom.deploy import DEFAULT_IMAGE, DEFAULT_NAMESPACE, InstallOptions, Resources, render
 from strongroom.deploy.manifests import (
     DEFAULT_SERVER_CPU_LIMIT,
     DEFAULT_SERVER_CPU_REQUEST,
@@ -36,6 +28,9 @@ from strongroom.deploy.manifests import (
 )
 from strongroom.errors import UsageError
 from strongroom.model.duration import parse_duration
+
+if TYPE_CHECKING:
+    from strongroom.deploy.installer import Change
 
 __all__ = ["install", "uninstall"]
 
@@ -191,6 +186,8 @@ def install(
         return
 
     async def apply() -> None:
+        from strongroom.deploy.installer import Installer
+
         async with kube_client(kubeconfig, kubecontext) as kube:
             installer = Installer(kube, report=_echo)
             await installer.install(manifests, timeout=seconds)
@@ -244,6 +241,8 @@ def uninstall(
         confirm(f"Uninstall strongroom from namespace {namespace!r} ({what}; backups in storage are kept)?")
 
     async def remove() -> list[Change]:
+        from strongroom.deploy.installer import Installer
+
         async with kube_client(kubeconfig, kubecontext) as kube:
             installer = Installer(kube, report=_echo)
             return await installer.uninstall(manifests, keep_crds=keep_crds, wait=wait, timeout=seconds)

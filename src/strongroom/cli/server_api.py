@@ -34,6 +34,7 @@ import typer
 from strongroom.cli.common import ProgressReporter, kube_client
 from strongroom.errors import NotFoundError, StrongroomError, UnavailableError
 from strongroom.model.resources import ApiResource
+from strongroom.model.velero import parse_timestamp
 
 if TYPE_CHECKING:
     from strongroom.cli.server_mode import Target
@@ -269,13 +270,8 @@ class ServerApi:
 
 
 def _expired(value: object) -> bool:
-    if not isinstance(value, str) or not value:
-        return False
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return when < datetime.now(UTC)
+    when = parse_timestamp(value)
+    return when is not None and when < datetime.now(UTC)
 
 
 def copy_url(

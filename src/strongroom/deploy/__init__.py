@@ -2,12 +2,14 @@
 
 ``manifests`` renders the resources (pure: options in, dicts out);
 ``installer`` applies them through ``KubeClient`` and removes them, never
-touching object storage, so an uninstall keeps every stored backup.
+touching object storage, so an uninstall keeps every stored backup. The
+installer is imported from its module (``strongroom.deploy.installer``), not
+here: it brings in the Kubernetes client, which every command would pay for
+at start-up otherwise.
 """
 
 from __future__ import annotations
 
-from strongroom.deploy.installer import Change, Installer
 from strongroom.deploy.manifests import (
     DEFAULT_IMAGE,
     DEFAULT_NAMESPACE,
@@ -21,9 +23,7 @@ __all__ = [
     "DEFAULT_IMAGE",
     "DEFAULT_NAMESPACE",
     "LOG_LEVELS",
-    "Change",
     "InstallOptions",
-    "Installer",
     "Resources",
     "render",
 ]

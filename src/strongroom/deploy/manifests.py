@@ -24,7 +24,6 @@ from typing import Any, Final
 
 from strongroom import __version__
 from strongroom.errors import UsageError
-from strongroom.model.crds import crd_manifests
 
 __all__ = [
     "CREDENTIALS_SECRET",
@@ -246,10 +245,18 @@ def cluster_object_name(namespace: str, component: str) -> str:
     return f"strongroom-{namespace}-{component}"
 
 
+def _definitions() -> list[JsonObject]:
+    # Imported when rendering: the schemas come from every model, which the
+    # command line should not load for commands that install nothing.
+    from strongroom.model.crds import crd_manifests
+
+    return crd_manifests()
+
+
 def custom_resource_groups(crds: list[JsonObject] | None = None) -> dict[str, list[str]]:
     """The plural resource names of strongroom's CRDs (default: all of them), by API group."""
     groups: dict[str, list[str]] = {}
-    for crd in crd_manifests() if crds is None else crds:
+    for crd in _definitions() if crds is None else crds:
         groups.setdefault(crd["spec"]["group"], []).append(crd["spec"]["names"]["plural"])
     return groups
 
@@ -580,7 +587,7 @@ def render(options: InstallOptions) -> list[JsonObject]:
     CRDs, Namespace, ServiceAccounts, RBAC, Deployment, DaemonSet (the last
     and the node agent's accounts and roles only with ``use_node_agent``).
     """
-    definitions = crd_manifests()
+    definitions = _definitions()
     groups = custom_resource_groups(definitions)
     accounts = [_service_account(options, SERVER_NAME, "server")]
     rbac = _server_rbac(options, groups)
