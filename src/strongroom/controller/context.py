@@ -11,11 +11,12 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from strongroom.controller.metrics import ServerMetrics
 from strongroom.errors import UsageError
 from strongroom.kube import Discovery, KubeClient
 from strongroom.kube.errors import KubeNotFound
@@ -109,7 +110,6 @@ class ServerConfig:
     # Credentials of locations that name none: the Secret OADP documents.
     default_credentials_secret: str = "cloud-credentials"
     default_credentials_key: str = "cloud"
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 class ServerContext:
@@ -122,7 +122,7 @@ class ServerContext:
         config: ServerConfig,
         *,
         clock: Callable[[], datetime] | None = None,
-        metrics: Any = None,
+        metrics: ServerMetrics | None = None,
         events: Callable[[Mapping[str, Any], str, str, str], None] | None = None,
     ) -> None:
         self.kube = kube
