@@ -242,19 +242,8 @@ class KubeClient:
                     config.api_key["BearerToken"] = loader.token
 
             configuration.refresh_api_key_hook = refresh
-        configuration.connection_pool_maxsize = max(POOL_SIZE, configuration.connection_pool_maxsize or 0)
-        if not configuration.proxy:
-            configuration.proxy = _environment_proxy(configuration.host or "")
-        api = ApiClient(configuration)
-        api.user_agent = f"strongroom/{__version__}"
-        # The proxy from the environment is settled above, once: left to aiohttp
-        # (trust_env), every request would look it up again and read ~/.netrc,
-        # about half of a restore's client CPU.
-        session = getattr(api.rest_client, "pool_manager", None)
-        if isinstance(session, aiohttp.ClientSession) and hasattr(session, "_trust_env"):
-            session._trust_env = False
         return cls(
-            api,
+            _api_client(configuration),
             context=context_name if isinstance(context_name, str) else context,
             namespace=namespace if isinstance(namespace, str) else None,
             timeout=timeout,
@@ -272,12 +261,9 @@ class KubeClient:
                 reason="NotInCluster",
                 hint="pass --kubeconfig to run outside the cluster",
             ) from exc
-        configuration.connection_pool_maxsize = max(POOL_SIZE, configuration.connection_pool_maxsize or 0)
-        api = ApiClient(configuration)
-        api.user_agent = f"strongroom/{__version__}"
         namespace_file = Path(incluster_config.SERVICE_TOKEN_FILENAME).with_name("namespace")
         namespace = namespace_file.read_text().strip() if namespace_file.is_file() else None
-        return cls(api, namespace=namespace or None, timeout=timeout)
+        return cls(_api_client(configuration), namespace=namespace or None, timeout=timeout)
 
     @classmethod
     async def connect(
@@ -717,6 +703,22 @@ class KubeClient:
         await self._request(
             "DELETE", item_path(res, name, namespace), query=self._dry_run(dry_run), body=body
         )
+
+
+def _api_client(configuration: Configuration) -> ApiClient:
+    """The API client for a loaded configuration, however it was loaded (kubeconfig or pod)."""
+    configuration.connection_pool_maxsize = max(POOL_SIZE, configuration.connection_pool_maxsize or 0)
+    if not configuration.proxy:
+        configuration.proxy = _environment_proxy(configuration.host or "")
+    api = ApiClient(configuration)
+    api.user_agent = f"strongroom/{__version__}"
+    # The proxy from the environment is settled above, once: left to aiohttp
+    # (trust_env), every request would look it up again and read ~/.netrc,
+    # about half of a restore's client CPU.
+    session = getattr(api.rest_client, "pool_manager", None)
+    if isinstance(session, aiohttp.ClientSession) and hasattr(session, "_trust_env"):
+        session._trust_env = False
+    return api
 
 
 def _environment_proxy(server: str) -> str | None:
