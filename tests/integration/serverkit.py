@@ -147,11 +147,6 @@ def get(sandbox: Sandbox, kind: str, name: str, namespace: str) -> dict[str, Any
     return result
 
 
-def phase(sandbox: Sandbox, kind: str, name: str, namespace: str) -> str:
-    obj = get(sandbox, kind, name, namespace)
-    return str(((obj or {}).get("status") or {}).get("phase") or "")
-
-
 def wait_phase(
     sandbox: Sandbox, kind: str, name: str, namespace: str, wanted: tuple[str, ...], timeout: float = 30.0
 ) -> dict[str, Any]:

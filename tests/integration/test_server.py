@@ -256,7 +256,7 @@ def test_invalid_schedules_and_restores_fail_and_the_server_keeps_working(
 def test_a_schedule_fires_its_backups_and_ttl_expiry_deletes_them(
     sandbox: Sandbox, adp: str, tmp_path: Path, servers: list[ServerProcess]
 ) -> None:
-    start_server(sandbox, adp, tmp_path, servers, "--garbage-collection-frequency", "1s")
+    server = start_server(sandbox, adp, tmp_path, servers, "--garbage-collection-frequency", "1s")
     bucket = tmp_path / "bucket"
     apply_yaml(sandbox, local_location("default", adp, bucket))
     wait_phase(sandbox, "backupstoragelocations", "default", adp, ("Available",))
@@ -292,6 +292,9 @@ def test_a_schedule_fires_its_backups_and_ttl_expiry_deletes_them(
     assert schedule["status"]["phase"] == "Enabled" and schedule["status"]["lastBackup"]
     name = first["metadata"]["name"]
     assert (bucket / "velero" / "backups" / name / "velero-backup.json").exists()
+
+    metrics = urllib.request.urlopen(f"{server.metrics_url}/metrics", timeout=5).read().decode()
+    assert 'velero_schedule_expected_interval_seconds{schedule="often"} 2.0' in metrics
 
     sandbox.kubectl("patch", "schedule", "often", "-n", adp, "--type=merge", "-p", '{"spec":{"paused":true}}')
     # Expired: a DeleteBackupRequest removes the files, then the resource.

@@ -110,7 +110,8 @@ class ScheduleController:
 
     def __init__(self, ctx: ServerContext) -> None:
         self._ctx = ctx
-        self._known: dict[str, dict[str, Any]] = {}
+        # Each schedule as last seen, with its cron parsed then (None when invalid).
+        self._known: dict[str, tuple[dict[str, Any], CronSchedule | None]] = {}
 
     def forget(self, name: str) -> None:
         self._known.pop(name, None)
@@ -123,7 +124,7 @@ class ScheduleController:
         schedule = copy.deepcopy(dict(body))
         if ctx.metrics is not None and name not in self._known:
             ctx.metrics.register_schedule(name)
-        _, errors = validation_errors(schedule)
+        cron, errors = validation_errors(schedule)
         spec_patch: dict[str, Any] = {}
         status_patch: dict[str, Any] = {}
         if (schedule.get("spec") or {}).get("skipImmediately"):
@@ -147,26 +148,27 @@ class ScheduleController:
             if written is None:
                 return
             schedule = written
-        self._known[name] = schedule
+        if cron is not None and ctx.metrics is not None:
+            # Velero's expected interval: between the two runs after now.
+            following = cron.next(ctx.clock())
+            ctx.metrics.schedule_interval_set(name, (cron.next(following) - following).total_seconds())
+        self._known[name] = (schedule, None if errors else cron)
 
     async def tick(self) -> None:
         """Fire every schedule that is due."""
         now = self._ctx.clock()
-        for name, schedule in list(self._known.items()):
+        for name, (schedule, cron) in list(self._known.items()):
             spec = schedule.get("spec") or {}
-            if phase_of(schedule) != "Enabled" or spec.get("paused"):
-                continue
-            cron, errors = validation_errors(schedule)
-            if cron is None or errors:
+            if cron is None or phase_of(schedule) != "Enabled" or spec.get("paused"):
                 continue
             if now <= next_run(schedule, cron):
                 continue
             try:
-                await self._fire(schedule, now)
+                await self._fire(schedule, cron, now)
             except StrongroomError as exc:
                 _log.warning("schedule %s: could not create its backup: %s", name, exc.message)
 
-    async def _fire(self, schedule: dict[str, Any], now: datetime) -> None:
+    async def _fire(self, schedule: dict[str, Any], cron: CronSchedule, now: datetime) -> None:
         ctx = self._ctx
         name = str(schedule["metadata"]["name"])
         busy = [
@@ -187,6 +189,6 @@ class ScheduleController:
             _log.debug("schedule %s: backup %s exists already", name, backup["metadata"]["name"])
         written = await ctx.patch_status(ctx.resources.schedules, name, {"lastBackup": format_timestamp(now)})
         if written is not None:
-            self._known[name] = written
+            self._known[name] = (written, cron)
         _log.info("schedule %s is due: created backup %s", name, backup["metadata"]["name"])
         ctx.event(schedule, "Normal", "BackupCreated", f"created backup {backup['metadata']['name']}")

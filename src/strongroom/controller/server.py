@@ -209,15 +209,21 @@ class Server:
         on("deletebackuprequests", self.deletions.reconcile)
         on("downloadrequests", self.downloads.reconcile)
         on("serverstatusrequests", self.status_requests.reconcile)
-        on("backupstoragelocations", self._location_changed)
 
-        @kopf.on.event("velero.io", "v1", "schedules", registry=registry)
-        async def schedule_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
-            if event.get("type") == "DELETED":
-                self.schedules.forget(str(body["metadata"]["name"]))
-                return
-            obj = dict(body)
-            await _retrying(f"schedule {obj['metadata']['name']}", lambda: self.schedules.reconcile(obj))
+        def forgetting(
+            resource: str, handler: Callable[[dict[str, Any]], Awaitable[None]], forget: Callable[[str], None]
+        ) -> None:
+            # Kinds whose deletion the server must notice (their metrics, their in-memory state).
+            @kopf.on.event("velero.io", "v1", resource, registry=registry)
+            async def event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
+                if event.get("type") == "DELETED":
+                    forget(str(body["metadata"]["name"]))
+                    return
+                obj = dict(body)
+                await _retrying(f"{resource} {obj['metadata']['name']}", lambda: handler(obj))
+
+        forgetting("schedules", self.schedules.reconcile, self.schedules.forget)
+        forgetting("backupstoragelocations", self._location_changed, self._location_deleted)
 
         @kopf.on.event("oadp.openshift.io", "v1alpha1", "dataprotectionapplications", registry=registry)
         async def dpa_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
@@ -236,6 +242,11 @@ class Server:
         force = self._validated.get(name) != generation
         self._validated[name] = generation
         await self.location_controller.reconcile(location, force=force)
+
+    def _location_deleted(self, name: str) -> None:
+        self._validated.pop(name, None)
+        if self.ctx.metrics is not None:
+            self.ctx.metrics.remove_location(name)
 
     async def _dpa(self, dpa: dict[str, Any]) -> None:
         async with self._dpa_lock:
