@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 from tests.integration.sandboxapi import Kube, configmap, eventually, gone, unique
+
+from strongroom.sandbox.runtime import HOSTPATH_DRIVER, volume_dir
 
 pytestmark = pytest.mark.integration
 
@@ -300,9 +301,16 @@ def test_claim_without_class_gets_default_class_and_a_provisioned_volume(kube: K
     assert volume.spec.storage_class_name == default[0]
     assert volume.spec.claim_ref.uid == claim.metadata.uid
     assert volume.spec.persistent_volume_reclaim_policy == "Delete"
-    directory = Path(volume.spec.host_path.path)
+    # A CSI volume of the hostpath driver, as external-provisioner writes it.
+    assert volume.metadata.annotations["pv.kubernetes.io/provisioned-by"] == HOSTPATH_DRIVER
+    assert volume.spec.host_path is None
+    assert volume.spec.csi.driver == HOSTPATH_DRIVER
+    assert volume.spec.csi.volume_handle == volume.metadata.name == f"pvc-{claim.metadata.uid}"
+    assert volume.spec.csi.fs_type == "ext4"
+    identity = volume.spec.csi.volume_attributes["storage.kubernetes.io/csiProvisionerIdentity"]
+    assert identity.endswith(f"-{HOSTPATH_DRIVER}")
+    directory = volume_dir(kube.directory, volume.spec.csi.volume_handle)
     assert directory.is_dir()
-    assert directory.resolve().parent == kube.directory / "volumes"
 
     kube.core.delete_namespaced_persistent_volume_claim("data", namespace)
 

@@ -2,8 +2,10 @@
 
 kube-controller-manager and the apiextensions server do work that clients
 observe: namespaces drain and disappear, dependents follow their owners,
-claims bind to volumes, a hostpath provisioner makes volumes, CRDs become
-Established and start serving. Each loop here is driven by one etcd watch
+claims bind to volumes, the hostpath CSI driver provisions volumes (empty,
+or from a snapshot or another claim), CSI snapshots are taken and bound
+(:mod:`strongroom.sandbox.snapshots`), CRDs become Established and start
+serving. Each loop here is driven by one etcd watch
 over the whole registry, with a periodic resync, and writes through the
 `Engine` so its writes obey the same rules as a client's.
 """
@@ -14,7 +16,9 @@ import asyncio
 import contextlib
 import copy
 import logging
+import random
 import shutil
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -36,13 +40,23 @@ from strongroom.sandbox.engine import (
     now_rfc3339,
 )
 from strongroom.sandbox.resources import REGISTRY_ROOT, ResourceType
+from strongroom.sandbox.runtime import HOSTPATH_DRIVER
+from strongroom.sandbox.snapshots import (
+    DriverError,
+    EventRecorder,
+    HostpathDriver,
+    ProvisioningError,
+    SnapshotController,
+    VolumeSource,
+    snapshot_crds,
+)
 from strongroom.sandbox.store import ResourceExpired
 
 log = logging.getLogger(__name__)
 
 JsonObject = dict[str, Any]
 
-HOSTPATH_PROVISIONER = "strongroom.io/hostpath"
+HOSTPATH_PROVISIONER = HOSTPATH_DRIVER
 DEFAULT_STORAGE_CLASS = "standard"
 PVC_PROTECTION = "kubernetes.io/pvc-protection"
 PV_PROTECTION = "kubernetes.io/pv-protection"
@@ -78,6 +92,13 @@ class Controllers:
         self._key_owners: dict[str, set[str]] = {}
         self._by_storage: dict[str, ResourceType] = {}
         self._registry_generation = -1
+        self._delayed: set[tuple[str, str]] = set()
+        self.driver = HostpathDriver(state_dir)
+        self.snapshots = SnapshotController(engine, self.driver, enqueue=self._enqueue, later=self._later)
+        self._provisioner_events = EventRecorder(engine, HOSTPATH_DRIVER)
+        # external-provisioner stamps each volume with the identity of the provisioner
+        # instance that made it: start time in ms, a random number, the driver name.
+        self._provisioner_identity = f"{int(time.time() * 1000)}-{random.randrange(10000)}-{HOSTPATH_DRIVER}"
 
     # ------------------------------------------------------------- type lookup
 
@@ -112,6 +133,7 @@ class Controllers:
     async def bootstrap(self) -> None:
         """Create what a fresh cluster has; idempotent across restarts."""
         await self._load_crds()
+        await self._install_snapshot_crds()
         for name in SYSTEM_NAMESPACES:
             await self._ensure("", "v1", "namespaces", None, {"metadata": {"name": name}})
         await self._ensure(
@@ -168,9 +190,35 @@ class Controllers:
                 None,
                 {"metadata": {"name": name}, "value": value, "description": "Used for system critical pods."},
             )
+        if self.engine.registry.lookup("storage.k8s.io", "v1", "csidrivers") is not None:
+            await self._ensure(
+                "storage.k8s.io",
+                "v1",
+                "csidrivers",
+                None,
+                {
+                    "metadata": {"name": HOSTPATH_DRIVER},
+                    "spec": {
+                        "attachRequired": False,
+                        "podInfoOnMount": True,
+                        "volumeLifecycleModes": ["Persistent"],
+                        "fsGroupPolicy": "File",
+                        "storageCapacity": False,
+                        "requiresRepublish": False,
+                        "seLinuxMount": False,
+                    },
+                },
+            )
         await self._bootstrap_rbac()
         for index in range(1, self.node_count + 1):
             await self._ensure_node(f"sandbox-node-{index}", control_plane=index == 1)
+
+    async def _install_snapshot_crds(self) -> None:
+        """external-snapshotter's CRDs, Established before the sandbox reports ready."""
+        crd_type = self._rt("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        for crd in snapshot_crds():
+            await self._ensure("apiextensions.k8s.io", "v1", "customresourcedefinitions", None, crd)
+            await self._sync_crd(crd_type.key(None, crd["metadata"]["name"]))
 
     async def _bootstrap_rbac(self) -> None:
         everything = [
@@ -342,6 +390,7 @@ class Controllers:
             "crd": self._sync_crd,
             "pv": self._sync_volumes,
             "defaults": self._sync_namespace_defaults,
+            "snapshot": self._sync_snapshots,
         }
         for name, handler in handlers.items():
             self._queues[name] = asyncio.Queue()
@@ -442,6 +491,8 @@ class Controllers:
             self._enqueue("crd", key)
         elif ident in {("", "PersistentVolumeClaim"), ("", "PersistentVolume"), ("", "Pod")}:
             self._enqueue("pv", key)
+        elif self.snapshots.is_snapshot_key(rt):
+            self._enqueue("snapshot", key)
         if deleted and uid:
             for dependent in list(self._dependents.get(uid, set())):
                 self._enqueue("gc", dependent)
@@ -490,6 +541,8 @@ class Controllers:
                 )
                 if needs:
                     self._enqueue(queue, stored.key)
+        for key in await self.snapshots.resync_keys():
+            self._enqueue("snapshot", key)
 
     # ----------------------------------------------------- namespace lifecycle
 
@@ -545,8 +598,17 @@ class Controllers:
             await self.engine.update(Target(ns_type, None, name, "finalize"), body, WriteOptions())
 
     async def _later(self, queue: str, item: str, delay: float = 0.3) -> None:
+        # One delayed retry per item at a time: retries scheduled by every sync of an
+        # item that keeps failing (plus the resync's) would otherwise pile up.
+        if (queue, item) in self._delayed:
+            return
+        self._delayed.add((queue, item))
+
         async def requeue() -> None:
-            await asyncio.sleep(delay)
+            try:
+                await asyncio.sleep(delay)
+            finally:
+                self._delayed.discard((queue, item))
             self._enqueue(queue, item)
 
         task = asyncio.create_task(requeue())
@@ -831,6 +893,11 @@ class Controllers:
                 self._enqueue("pv", pvc_type.key(namespace, claim["metadata"]["name"]))
 
     async def _provision(self, claim: JsonObject) -> JsonObject | None:
+        """external-provisioner for the hostpath CSI driver: a CSI volume for a claim of its class.
+
+        A claim with a data source (a VolumeSnapshot, or another claim to clone)
+        waits, with ProvisioningFailed events, until the source can be copied.
+        """
         class_name = (claim.get("spec") or {}).get("storageClassName")
         if not class_name:
             return None
@@ -842,14 +909,49 @@ class Controllers:
         if storage_class.get("provisioner") != HOSTPATH_PROVISIONER:
             return None
         meta = claim["metadata"]
+        try:
+            source = await self.snapshots.volume_source(claim, HOSTPATH_DRIVER)
+            handle = f"pvc-{meta['uid']}"
+            await asyncio.to_thread(self._create_volume_data, handle, source)
+        except (ProvisioningError, DriverError, OSError) as exc:
+            await self._provisioner_events.event(
+                claim,
+                "Warning",
+                "ProvisioningFailed",
+                f'failed to provision volume with StorageClass "{class_name}": {exc}',
+            )
+            pvc_type = self._rt("", "v1", "persistentvolumeclaims")
+            await self._later("pv", pvc_type.key(meta["namespace"], meta["name"]), 1.0)
+            return None
+        volume = await self._create_csi_volume(claim, storage_class, handle)
+        await self._provisioner_events.event(
+            claim, "Normal", "ProvisioningSucceeded", f"Successfully provisioned volume {handle}"
+        )
+        return volume
+
+    def _create_volume_data(self, handle: str, source: VolumeSource | None) -> None:
+        if source is None:
+            self.driver.create_volume(handle)
+        else:
+            self.driver.create_volume_from(handle, source.path)
+
+    async def _create_csi_volume(
+        self, claim: JsonObject, storage_class: JsonObject, handle: str
+    ) -> JsonObject:
+        """The PV external-provisioner writes for a new CSI volume (named after the claim's uid)."""
         spec = claim.get("spec") or {}
-        pv_name = f"pvc-{meta['uid']}"
-        directory = self.state_dir / "volumes" / pv_name
-        directory.mkdir(parents=True, exist_ok=True)
+        volume_mode = spec.get("volumeMode", "Filesystem")
+        csi: JsonObject = {
+            "driver": HOSTPATH_DRIVER,
+            "volumeHandle": handle,
+            "volumeAttributes": {"storage.kubernetes.io/csiProvisionerIdentity": self._provisioner_identity},
+        }
+        if volume_mode == "Filesystem":
+            csi["fsType"] = (storage_class.get("parameters") or {}).get("csi.storage.k8s.io/fstype", "ext4")
         pv_type = self._rt("", "v1", "persistentvolumes")
         body = {
             "metadata": {
-                "name": pv_name,
+                "name": handle,
                 "annotations": {"pv.kubernetes.io/provisioned-by": HOSTPATH_PROVISIONER},
                 "finalizers": [PV_PROTECTION],
             },
@@ -859,9 +961,9 @@ class Controllers:
                 },
                 "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
                 "persistentVolumeReclaimPolicy": storage_class.get("reclaimPolicy", "Delete"),
-                "storageClassName": class_name,
-                "volumeMode": spec.get("volumeMode", "Filesystem"),
-                "hostPath": {"path": str(directory), "type": "DirectoryOrCreate"},
+                "storageClassName": spec.get("storageClassName"),
+                "volumeMode": volume_mode,
+                "csi": csi,
                 "claimRef": _claim_ref(claim),
             },
         }
@@ -870,7 +972,7 @@ class Controllers:
         except apierrors.ApiError as exc:
             if exc.code != 409:
                 raise
-            return await self.engine.get(Target(pv_type, None, pv_name))
+            return await self.engine.get(Target(pv_type, None, handle))
 
     async def _bind(self, claim: JsonObject, volume: JsonObject) -> None:
         pv_type = self._rt("", "v1", "persistentvolumes")
@@ -913,6 +1015,17 @@ class Controllers:
             await self.engine.update(
                 Target(pvc_type, namespace, name, "status"), {**current, "status": status}, WriteOptions()
             )
+
+    def _delete_volume_data(self, spec: JsonObject) -> None:
+        """Reclaim policy Delete: the driver deletes the volume's data (DeleteVolume)."""
+        _delete_volume_data_of(self.driver, self.state_dir, spec)
+
+    async def _sync_snapshots(self, key: str) -> None:
+        found = self._type_for_key(key)
+        if found is None:
+            return
+        rt, namespace, name = found
+        await self.snapshots.sync(rt, namespace, name, key)
 
     async def _set_volume_phase(self, rt: ResourceType, volume: JsonObject, phase: str) -> None:
         name = volume["metadata"]["name"]
@@ -958,15 +1071,25 @@ class Controllers:
         # Its claim is gone.
         if spec.get("persistentVolumeReclaimPolicy") == "Delete":
             if meta.get("annotations", {}).get("pv.kubernetes.io/provisioned-by") == HOSTPATH_PROVISIONER:
-                path = Path((spec.get("hostPath") or {}).get("path", ""))
-                if path.is_relative_to(self.state_dir / "volumes"):
-                    shutil.rmtree(path, ignore_errors=True)
+                await asyncio.to_thread(self._delete_volume_data, spec)
             if phase == "Bound":
                 await self._set_volume_phase(rt, volume, "Released")
             await self.engine.delete(Target(rt, None, name), DeleteOptions())
             return
         if phase != "Released":
             await self._set_volume_phase(rt, volume, "Released")
+
+
+def _delete_volume_data_of(driver: HostpathDriver, state_dir: Path, spec: JsonObject) -> None:
+    csi = spec.get("csi") or {}
+    if csi.get("driver") == HOSTPATH_DRIVER:
+        with contextlib.suppress(DriverError):
+            driver.delete_volume(str(csi.get("volumeHandle", "")))
+        return
+    # Volumes provisioned as hostPath before the driver spoke CSI.
+    path = Path((spec.get("hostPath") or {}).get("path", ""))
+    if path.is_relative_to(state_dir / "volumes"):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _micro(rfc3339: str) -> str:
