@@ -15,6 +15,7 @@ from strongroom import __version__
 from strongroom.cli.backup import backup_app
 from strongroom.cli.install import install, uninstall
 from strongroom.cli.locations import location_app
+from strongroom.cli.nodeagent import node_agent, restore_wait
 from strongroom.cli.restore import restore_app
 from strongroom.cli.sandbox import sandbox_app
 from strongroom.cli.schedule import schedule_app
@@ -36,6 +37,8 @@ app.add_typer(schedule_app, name="schedule")
 app.command(name="server")(server)
 app.command(name="install")(install)
 app.command(name="uninstall")(uninstall)
+app.command(name="node-agent")(node_agent)
+app.command(name="restore-wait")(restore_wait)
 
 
 @app.command()

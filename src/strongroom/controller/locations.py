@@ -25,7 +25,7 @@ from strongroom.model.duration import parse_duration
 from strongroom.model.velero import format_timestamp, parse_timestamp
 from strongroom.storage import Layout, ObjectStore, open_store, validate_top_level
 from strongroom.storage.catalog import BackupCatalog
-from strongroom.storage.credentials import parse_credentials
+from strongroom.storage.credentials import AwsCredentials, parse_credentials
 
 __all__ = ["LocationController", "Locations", "is_read_only"]
 
@@ -77,6 +77,18 @@ class Locations:
         return await asyncio.to_thread(
             open_store, provider, bucket, str(object_storage.get("prefix") or ""), config, credentials
         )
+
+    async def credentials(self, location: Mapping[str, Any]) -> AwsCredentials | None:
+        """The location's parsed credentials (None for a local store or the provider's own chain)."""
+        spec = location.get("spec") or {}
+        if str(spec.get("provider") or "") in ("local", ""):
+            return None
+        name = location.get("metadata", {}).get("name", "?")
+        content, source = await self._credentials(name, spec)
+        if content is None:
+            return None
+        profile = str((spec.get("config") or {}).get("profile") or "default")
+        return parse_credentials(content, profile, source=source)
 
     async def catalog(self, location: Mapping[str, Any]) -> BackupCatalog:
         return BackupCatalog(await self.store(location), Layout())
