@@ -630,51 +630,78 @@ def test_patch_of_missing_object_is_not_found(kube: Kube, namespace: str) -> Non
 # -------------------------------------------------------- status subresource
 
 
+def cronjob(name: str) -> dict[str, Any]:
+    """A kind with a status subresource that no sandbox controller writes (Deployments have one now)."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": name},
+        "spec": {
+            "schedule": "0 7 * * *",
+            "jobTemplate": {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [{"name": "tick", "image": "busybox", "command": ["true"]}],
+                        }
+                    }
+                }
+            },
+        },
+    }
+
+
+def cronjob_path(namespace: str, name: str = "") -> str:
+    return f"/apis/batch/v1/namespaces/{namespace}/cronjobs" + (f"/{name}" if name else "")
+
+
 def test_update_of_main_resource_ignores_status(kube: Kube, namespace: str) -> None:
-    kube.apps.create_namespaced_deployment(namespace, deployment("web"))
-    current = kube.request("GET", deploy_path(namespace, "web")).body
-    current["status"] = {"replicas": 7, "readyReplicas": 7}
+    assert kube.request("POST", cronjob_path(namespace), cronjob("tick")).status == 201
+    current = kube.request("GET", cronjob_path(namespace, "tick")).body
+    current["status"] = {"lastScheduleTime": "2024-01-01T07:00:00Z"}
     current["metadata"]["labels"] = {"changed": "yes"}
 
-    replaced = kube.request("PUT", deploy_path(namespace, "web"), current)
+    replaced = kube.request("PUT", cronjob_path(namespace, "tick"), current)
     patched = kube.request(
         "PATCH",
-        deploy_path(namespace, "web"),
-        {"status": {"availableReplicas": 5}},
+        cronjob_path(namespace, "tick"),
+        {"status": {"lastSuccessfulTime": "2024-01-01T07:01:00Z"}},
         content_type=MERGE_PATCH,
     )
 
     assert replaced.status == 200
     assert replaced.body["metadata"]["labels"] == {"changed": "yes"}
     assert patched.status == 200
-    for body in (replaced.body, patched.body, kube.request("GET", deploy_path(namespace, "web")).body):
-        assert (body.get("status") or {}).get("replicas") in (None, 0)
-        assert "readyReplicas" not in (body.get("status") or {})
-        assert "availableReplicas" not in (body.get("status") or {})
+    for body in (replaced.body, patched.body, kube.request("GET", cronjob_path(namespace, "tick")).body):
+        assert "lastScheduleTime" not in (body.get("status") or {})
+        assert "lastSuccessfulTime" not in (body.get("status") or {})
 
 
 def test_status_subresource_ignores_spec_changes(kube: Kube, namespace: str) -> None:
-    kube.apps.create_namespaced_deployment(namespace, deployment("web"))
-    current = kube.request("GET", deploy_path(namespace, "web")).body
-    current["spec"]["replicas"] = 9
-    current["status"] = {"replicas": 1, "readyReplicas": 1, "observedGeneration": 1}
+    assert kube.request("POST", cronjob_path(namespace), cronjob("tick")).status == 201
+    current = kube.request("GET", cronjob_path(namespace, "tick")).body
+    current["spec"]["schedule"] = "0 8 * * *"
+    current["status"] = {"lastScheduleTime": "2024-01-01T07:00:00Z"}
 
-    updated = kube.request("PUT", deploy_path(namespace, "web") + "/status", current)
+    updated = kube.request("PUT", cronjob_path(namespace, "tick") + "/status", current)
     patched = kube.request(
         "PATCH",
-        deploy_path(namespace, "web") + "/status",
-        {"spec": {"replicas": 5}, "status": {"availableReplicas": 1}},
+        cronjob_path(namespace, "tick") + "/status",
+        {"spec": {"suspend": True}, "status": {"lastSuccessfulTime": "2024-01-01T07:01:00Z"}},
         content_type=MERGE_PATCH,
     )
 
     assert updated.status == 200
     assert patched.status == 200
-    stored = kube.apps.read_namespaced_deployment("web", namespace)
-    assert stored.spec.replicas == 1
-    assert stored.metadata.generation == 1
-    assert stored.status.ready_replicas == 1
-    assert stored.status.available_replicas == 1
-    assert kube.apps.read_namespaced_deployment_status("web", namespace).status.replicas == 1
+    stored = kube.request("GET", cronjob_path(namespace, "tick")).body
+    assert stored["spec"]["schedule"] == "0 7 * * *"
+    assert not stored["spec"].get("suspend")
+    assert stored["metadata"]["generation"] == 1
+    assert stored["status"] == {
+        "lastScheduleTime": "2024-01-01T07:00:00Z",
+        "lastSuccessfulTime": "2024-01-01T07:01:00Z",
+    }
 
 
 # -------------------------------------------------------------------- delete

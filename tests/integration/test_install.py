@@ -307,9 +307,17 @@ def test_uninstall_removes_the_crds_unless_kept(
 
 
 def test_wait_on_a_cluster_without_nodes_times_out_with_a_clear_message(
-    strongroom: Strongroom, target: str
+    strongroom: Strongroom, sandbox: Sandbox, target: str
 ) -> None:
-    result = strongroom("install", "--namespace", target, "--no-use-node-agent", "--wait", "--timeout", "2s")
+    # No node takes new pods while both are cordoned, so the server pod stays Pending.
+    nodes = ("sandbox-node-1", "sandbox-node-2")
+    sandbox.kubectl("cordon", *nodes)
+    try:
+        result = strongroom(
+            "install", "--namespace", target, "--no-use-node-agent", "--wait", "--timeout", "2s"
+        )
+    finally:
+        sandbox.kubectl("uncordon", *nodes)
     assert result.code == EXIT_UNAVAILABLE
     assert f"Deployment {target}/strongroom is not available after 2s" in result.stderr
     assert "describe deployment" in result.stderr

@@ -83,7 +83,7 @@ def status(
         "etcdEndpoints": state.etcdEndpoints if state else [],
         "kubeconfig": state.kubeconfig if state else None,
         "pid": state.pid if state and ready else None,
-        "nodes": state.nodes if state else None,
+        "nodes": state.nodes if state else [],
     }
     if output is Output.json:
         typer.echo(json.dumps(report, indent=2))
@@ -92,7 +92,11 @@ def status(
     else:
         width = max(len(k) for k in report)
         for key, value in report.items():
-            shown = ",".join(value) if isinstance(value, list) else ("" if value is None else value)
+            shown: object
+            if key == "nodes" and isinstance(value, list):
+                shown = ",".join(f"{node['name']}={node['root']}" for node in value)
+            else:
+                shown = ",".join(value) if isinstance(value, list) else ("" if value is None else value)
             typer.echo(f"{key.upper():<{width}}  {shown}")
     if not ready:
         raise typer.Exit(EXIT_UNAVAILABLE)

@@ -53,6 +53,7 @@ __all__ = [
     "JsonObject",
     "KubeClient",
     "PatchType",
+    "UpgradeTransport",
     "collection_path",
     "item_path",
 ]
@@ -161,6 +162,27 @@ class ConnectionSettings:
 
     def __repr__(self) -> str:
         return f"ConnectionSettings(server={self.server!r}, token={'<set>' if self.token else None})"
+
+
+@dataclass(frozen=True)
+class UpgradeTransport:
+    """What a request this client does not make itself needs to reach the API server the same way.
+
+    The exec client upgrades a request to a websocket, which kubernetes-asyncio's
+    ``ApiClient`` cannot do: it borrows the pooled session (so the same TLS trust
+    and client certificate), the credentials and the proxy from here.
+    """
+
+    session: aiohttp.ClientSession
+    server: str
+    headers: dict[str, str]
+    proxy: str | None = None
+    proxy_headers: dict[str, str] | None = None
+    server_hostname: str | None = None
+    secrets: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"UpgradeTransport(server={self.server!r}, proxy={self.proxy!r})"
 
 
 class KubeClient:
@@ -298,6 +320,24 @@ class KubeClient:
             cert_file=config.cert_file or None,
             key_file=config.key_file or None,
             default_namespace=self._namespace,
+        )
+
+    async def upgrade_transport(self) -> UpgradeTransport:
+        """The session, headers and proxy for an upgraded request (a websocket), with a fresh token."""
+        settings = await self.connection_settings()
+        config = self._api.configuration
+        headers = {"User-Agent": str(self._api.user_agent)}
+        if settings.token:
+            headers["Authorization"] = f"Bearer {settings.token}"
+        proxy_headers: Any = config.proxy_headers
+        return UpgradeTransport(
+            session=self._api.rest_client.pool_manager,
+            server=settings.server,
+            headers=headers,
+            proxy=config.proxy or None,
+            proxy_headers=dict(proxy_headers) if proxy_headers else None,
+            server_hostname=config.tls_server_name or None,
+            secrets=tuple(self._secrets()),
         )
 
     @property

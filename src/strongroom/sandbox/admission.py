@@ -406,3 +406,76 @@ def _container_errors(containers: Any, field: str) -> list[Cause]:
         if not container.get("image"):
             causes.append((f"{path}.image", "FieldValueRequired", "Required value"))
     return causes
+
+
+SERVICE_ACCOUNT_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+_VOLUME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def add_service_account_volume(pod: JsonObject, account_automount: bool | None, suffix: str) -> None:
+    """kube-apiserver's ServiceAccount admission for a new pod.
+
+    Sets ``serviceAccount`` (the deprecated twin of ``serviceAccountName``) and, unless the
+    pod or its service account turn automounting off, adds the ``kube-api-access-<suffix>``
+    projected volume (token, cluster CA, namespace) mounted read-only at the usual path
+    in every container that has no mount there yet.
+    """
+    spec = pod.get("spec")
+    if not isinstance(spec, dict):
+        return
+    account = spec.get("serviceAccountName") or "default"
+    spec["serviceAccountName"] = account
+    spec["serviceAccount"] = account
+    automount = spec.get("automountServiceAccountToken")
+    if automount is None:
+        automount = account_automount
+    if automount is False:
+        return
+    volumes = spec.setdefault("volumes", [])
+    if not isinstance(volumes, list):
+        return
+    name = f"kube-api-access-{suffix}"
+    if any(isinstance(v, dict) and str(v.get("name", "")).startswith("kube-api-access-") for v in volumes):
+        return
+    volumes.append(
+        {
+            "name": name,
+            "projected": {
+                "defaultMode": 420,
+                "sources": [
+                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                    {
+                        "configMap": {
+                            "name": "kube-root-ca.crt",
+                            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                        }
+                    },
+                    {
+                        "downwardAPI": {
+                            "items": [
+                                {
+                                    "path": "namespace",
+                                    "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                                }
+                            ]
+                        }
+                    },
+                ],
+            },
+        }
+    )
+    for kind in ("initContainers", "containers"):
+        for container in spec.get(kind) or []:
+            if not isinstance(container, dict):
+                continue
+            mounts = container.setdefault("volumeMounts", [])
+            if not isinstance(mounts, list):
+                continue
+            if any(isinstance(m, dict) and m.get("mountPath") == SERVICE_ACCOUNT_MOUNT for m in mounts):
+                continue
+            mounts.append({"name": name, "readOnly": True, "mountPath": SERVICE_ACCOUNT_MOUNT})
+
+
+def volume_suffix(random_choice: Any) -> str:
+    """Five characters as kube's utilrand.String draws them for generated names."""
+    return "".join(random_choice(_VOLUME_SUFFIX_ALPHABET) for _ in range(5))

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 import yaml
 from aiohttp import web
 
-from strongroom.sandbox import apierrors, discovery, openapi, protobuf, tables
+from strongroom.sandbox import apierrors, discovery, openapi, protobuf, remotecommand, tables
 from strongroom.sandbox.engine import (
     PATCH_APPLY,
     PATCH_JSON,
@@ -35,6 +35,9 @@ from strongroom.sandbox.engine import (
 )
 from strongroom.sandbox.pki import client_identity
 from strongroom.sandbox.resources import ResourceType
+from strongroom.sandbox.runtime import LogOptions, PodRuntime
+from strongroom.sandbox.scheduler import bind_pod
+from strongroom.sandbox.tokens import TokenIssuer, authenticate, token_request
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,8 @@ class ApiServer:
         self.insecure = insecure
         self.ready = ready
         self._openapi_cache: dict[tuple[int, str], JsonObject | None] = {}
+        self.runtime: PodRuntime | None = None
+        self.tokens: TokenIssuer | None = None
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._errors, self._authenticate], client_max_size=_MAX_BODY)
@@ -98,6 +103,11 @@ class ApiServer:
         if header.startswith("Bearer ") and self.token is not None:
             if hmac.compare_digest(header[7:].strip().encode(), self.token.encode()):
                 return await handler(request)
+            if self.tokens is not None:
+                claims = await authenticate(self.engine, self.tokens, header[7:].strip())
+                if claims is not None:
+                    request["user"] = claims.username
+                    return await handler(request)
             raise apierrors.unauthorized()
         transport = request.transport
         peer = transport.get_extra_info("peercert") if transport else None
@@ -148,7 +158,79 @@ class ApiServer:
             if doc is None:
                 raise _not_served()
             return _json(doc)
+        if group == "" and len(rest) == 5 and rest[0] == "namespaces":
+            handled = await self._node_subresource(request, rest[1], rest[2], rest[3], rest[4])
+            if handled is not None:
+                return handled
+        if group == "" and len(rest) == 5 and (rest[0], rest[2], rest[4]) == ("namespaces", "pods", "exec"):
+            return await remotecommand.serve_exec(request, self.engine, self.runtime, rest[1], rest[3])
         return await self._resource(request, group, version, rest)
+
+    async def _node_subresource(
+        self, request: web.Request, namespace: str, resource: str, name: str, sub: str
+    ) -> web.StreamResponse | None:
+        """``pods/log``, ``pods/binding`` and ``serviceaccounts/token``, which are not plain storage."""
+        if (resource, sub) == ("pods", "log"):
+            if request.method != "GET":
+                raise apierrors.method_not_allowed()
+            return await self._pod_log(request, namespace, name)
+        if (resource, sub) == ("pods", "binding"):
+            if request.method != "POST":
+                raise apierrors.method_not_allowed()
+            await bind_pod(self.engine, namespace, name, await _read_body(request))
+            return _json(
+                {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}, status=201
+            )
+        if (resource, sub) == ("serviceaccounts", "token") and self.tokens is not None:
+            if request.method != "POST":
+                raise apierrors.method_not_allowed()
+            body = await token_request(self.engine, self.tokens, namespace, name, await _read_body(request))
+            return _json(body, status=201)
+        return None
+
+    async def _pod_log(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
+        query = _query(request)
+
+        def optional(key: str) -> int | None:
+            if query.get(key) in (None, ""):
+                return None
+            value = _int(query, key)
+            if value < 0 or (value == 0 and key != "tailLines"):
+                raise apierrors.bad_request(f"{key}: Invalid value: {value}: must be greater than 0")
+            return value
+
+        options = LogOptions(
+            container=query.get("container") or None,
+            follow=_flag(query.get("follow")),
+            previous=_flag(query.get("previous")),
+            timestamps=_flag(query.get("timestamps")),
+            tail_lines=optional("tailLines"),
+            since_seconds=optional("sinceSeconds"),
+            limit_bytes=optional("limitBytes"),
+        )
+        if self.runtime is None:
+            raise apierrors.bad_request(f"pod {name} does not have a host assigned")
+        chunks = self.runtime.logs(namespace, name, options)
+        try:
+            first = await anext(chunks)  # errors answer before the 200
+        except StopAsyncIteration:
+            first = b""
+        response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            if first:
+                await response.write(first)
+            async for chunk in chunks:
+                await response.write(chunk)
+        except ConnectionResetError:
+            return response
+        finally:
+            with contextlib.suppress(Exception):
+                await chunks.aclose()  # type: ignore[attr-defined]
+        with contextlib.suppress(ConnectionResetError, RuntimeError):
+            await response.write_eof()
+        return response
 
     def _openapi(self, request: web.Request, parts: list[str]) -> web.Response:
         registry = self.engine.registry

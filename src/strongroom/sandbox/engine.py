@@ -459,6 +459,8 @@ class Engine:
             if rt.builtin:
                 obj["status"] = {}
         await self._defaults(rt, obj, creating=True)
+        if (rt.group, rt.kind) == ("", "Pod") and t.namespace:
+            await self._admit_service_account(t.namespace, obj)
         obj = admission.prune_custom(rt, obj)
         meta = obj["metadata"]
         admission.validate(rt, obj)
@@ -596,6 +598,17 @@ class Engine:
             port["nodePort"] = random.choice(free)
             used.add(port["nodePort"])
 
+    async def _admit_service_account(self, namespace: str, pod: JsonObject) -> None:
+        """The ServiceAccount admission plugin: the account's automount setting decides the token volume."""
+        spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+        account = str((spec or {}).get("serviceAccountName") or "default")
+        sa_type = self.registry.lookup("", "v1", "serviceaccounts")
+        stored = await self.store.get(self.key(sa_type, namespace, account)) if sa_type else None
+        automount = stored.obj.get("automountServiceAccountToken") if stored else None
+        admission.add_service_account_volume(
+            pod, automount if isinstance(automount, bool) else None, admission.volume_suffix(random.choice)
+        )
+
     async def _defaults(self, rt: ResourceType, obj: JsonObject, *, creating: bool) -> None:
         ident = (rt.group, rt.kind)
         spec = obj.get("spec")
@@ -717,6 +730,10 @@ class Engine:
                 "acceptedNames": {"plural": "", "kind": ""},
                 "storedVersions": [],
             }
+        if ident in {("apps", "DaemonSet"), ("apps", "StatefulSet"), ("batch", "Job")}:
+            from strongroom.sandbox.workloads import apply_defaults  # it imports this module
+
+            apply_defaults(obj, creating=creating)
 
     async def default_storage_class(self) -> str | None:
         sc_type = self.registry.lookup("storage.k8s.io", "v1", "storageclasses")
@@ -805,6 +822,7 @@ class Engine:
         if (
             meta.get("deletionTimestamp")
             and not meta.get("finalizers")
+            and not meta.get("deletionGracePeriodSeconds")
             and not self._namespace_blocked(t.rt, stored.obj)
         ):
             # The last finalizer is gone: the object's deletion completes now.
@@ -1150,7 +1168,8 @@ class Engine:
                 finalizers.append(FINALIZER_FOREGROUND)
             if policy in ("Foreground", "Background") and FINALIZER_ORPHAN in finalizers:
                 finalizers.remove(FINALIZER_ORPHAN)
-            graceful = bool(finalizers) or self._namespace_blocked(rt, current.obj)
+            pod_grace = _pod_grace_period(rt, current.obj, opts)
+            graceful = bool(finalizers) or self._namespace_blocked(rt, current.obj) or pod_grace > 0
             if not graceful:
                 if opts.dry_run:
                     return self._deleted_response(rt, current), True
@@ -1162,8 +1181,18 @@ class Engine:
                 return self._deleted_response(rt, current), True
             obj = copy.deepcopy(current.obj)
             obj_meta = obj["metadata"]
-            if not obj_meta.get("deletionTimestamp"):
+            if pod_grace > 0:
+                # A pod on a node is deleted gracefully: its kubelet stops it, then deletes it.
+                previous_grace = obj_meta.get("deletionGracePeriodSeconds")
+                if previous_grace is None or pod_grace < int(previous_grace):
+                    deadline = self.clock() + dt.timedelta(seconds=pod_grace)
+                    obj_meta["deletionTimestamp"] = deadline.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                    obj_meta["deletionGracePeriodSeconds"] = pod_grace
+            elif not obj_meta.get("deletionTimestamp"):
                 obj_meta["deletionTimestamp"] = now_rfc3339(self.clock)
+                obj_meta["deletionGracePeriodSeconds"] = 0
+            elif obj_meta.get("deletionGracePeriodSeconds"):
+                # A pod's kubelet is done (or the caller forces it): only finalizers hold it now.
                 obj_meta["deletionGracePeriodSeconds"] = 0
             if finalizers:
                 obj_meta["finalizers"] = finalizers
@@ -1204,6 +1233,19 @@ class Engine:
                 raise
             deleted.append(item if body.get("kind") == "Status" else body)
         return {**listing, "items": deleted}
+
+
+def _pod_grace_period(rt: ResourceType, obj: JsonObject, opts: DeleteOptions) -> int:
+    """kube's pod CheckGracefulDelete: only a pod bound to a node and not finished waits for its kubelet."""
+    if (rt.group, rt.kind) != ("", "Pod"):
+        return 0
+    spec = obj.get("spec") or {}
+    if not spec.get("nodeName") or (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return 0
+    grace = opts.grace_period_seconds
+    if grace is None:
+        grace = spec.get("terminationGracePeriodSeconds")
+    return max(0, int(grace if grace is not None else 30))
 
 
 def _parse_labels(text: str) -> LabelSelector:

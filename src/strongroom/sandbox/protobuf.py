@@ -382,6 +382,15 @@ MESSAGES: dict[str, dict[int, Field]] = {
     "SelfSubjectRulesReview": _typed("SelfSubjectRulesReviewSpec", "SubjectRulesReviewStatus"),
     "SelfSubjectRulesReviewSpec": {1: f("namespace")},
     "SubjectRulesReviewStatus": {3: keep("incomplete", "bool"), 4: f("evaluationError")},
+    # authentication.k8s.io/v1 TokenRequest (serviceaccounts/token)
+    "TokenRequest": _typed("TokenRequestSpec", "TokenRequestStatus"),
+    "TokenRequestStatus": {1: f("token"), 2: f("expirationTimestamp", "Time")},
+    "TokenRequestSpec": {
+        1: Field("audiences", "string", True, "keep"),
+        3: f("boundObjectRef", "BoundObjectReference"),
+        4: opt("expirationSeconds", "int64"),
+    },
+    "BoundObjectReference": {1: f("kind"), 2: f("apiVersion"), 3: f("name"), 4: f("uid")},
     "SelfSubjectReview": {1: f("metadata", "ObjectMeta"), 2: f("status", "SelfSubjectReviewStatus")},
     "SelfSubjectReviewStatus": {1: f("userInfo", "UserInfo")},
     "UserInfo": {1: f("username"), 2: f("uid"), 3: rep("groups"), 4: f("extra", "map:ExtraValue")},
@@ -392,7 +401,7 @@ KINDS = {
     "Namespace", "ConfigMap", "Secret", "ServiceAccount", "Service", "ResourceQuota", "Deployment", "Job",
     "CronJob", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "PriorityClass",
     "PodDisruptionBudget", "Ingress", "CertificateSigningRequest", "SelfSubjectAccessReview",
-    "SelfSubjectRulesReview", "SelfSubjectReview",
+    "SelfSubjectRulesReview", "SelfSubjectReview", "TokenRequest",
 }  # fmt: skip
 
 

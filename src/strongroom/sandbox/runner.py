@@ -31,9 +31,14 @@ from strongroom.sandbox.apiserver import ApiServer
 from strongroom.sandbox.controllers import Controllers
 from strongroom.sandbox.engine import Engine
 from strongroom.sandbox.etcdproc import free_port, pid_alive, start_etcd, stop_pid
+from strongroom.sandbox.kubelet import Kubelets
 from strongroom.sandbox.pki import ensure_pki, server_ssl_context, write_kubeconfig
 from strongroom.sandbox.resources import ResourceRegistry
+from strongroom.sandbox.runtime import node_root
+from strongroom.sandbox.scheduler import Scheduler
 from strongroom.sandbox.store import Store
+from strongroom.sandbox.tokens import TokenIssuer
+from strongroom.sandbox.workloads import Workloads
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +59,8 @@ class SandboxState:
     etcdPid: int
     etcdPeerPort: int
     kubeconfig: str
-    nodes: int
+    nodes: list[dict[str, str]]
+    """Each node's name and root: the directory it sees as ``/`` (kubelet's files are under it)."""
     insecure: bool = False
     ready: bool = False
     startedAt: str = ""
@@ -73,6 +79,8 @@ def read_state(directory: Path) -> SandboxState | None:
     path = state_path(directory)
     try:
         data = json.loads(path.read_text())
+        if isinstance(data.get("nodes"), int):  # written before nodes had roots
+            data["nodes"] = node_list(directory, data["nodes"])
         return SandboxState(**data)
     except FileNotFoundError:
         return None
@@ -80,6 +88,12 @@ def read_state(directory: Path) -> SandboxState | None:
         raise SandboxError(
             f"the sandbox state file {path} is unreadable: {exc}", hint="remove it and start again"
         ) from exc
+
+
+def node_list(directory: Path, count: int) -> list[dict[str, str]]:
+    """The sandbox's nodes as the state file lists them."""
+    names = [f"sandbox-node-{index}" for index in range(1, count + 1)]
+    return [{"name": name, "root": str(node_root(directory.resolve(), name))} for name in names]
 
 
 def _write_state(directory: Path, state: SandboxState) -> None:
@@ -134,6 +148,9 @@ async def serve(
     client._manager.grpc_options.append(("grpc.max_receive_message_length", 2**31 - 1))
     runner: web.AppRunner | None = None
     controllers: Controllers | None = None
+    kubelets: Kubelets | None = None
+    workloads: Workloads | None = None
+    scheduling: asyncio.Task[None] | None = None
     try:
         await client.connect()
         registry = ResourceRegistry()
@@ -157,6 +174,16 @@ async def serve(
             insecure=insecure,
             ready=lambda: controllers is not None and controllers.ready,
         )
+        api.tokens = TokenIssuer(pki.ca_cert.parent)
+        kubelets = Kubelets(
+            engine,
+            sandbox_dir=directory,
+            nodes=[node["name"] for node in node_list(directory, nodes)],
+            api_port=api_port,
+            ca_pem=pki.ca_cert.read_text(),
+            issuer=api.tokens,
+        )
+        api.runtime = kubelets
         runner = web.AppRunner(api.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(
@@ -168,6 +195,10 @@ async def serve(
         )
         await site.start()
         await controllers.start()
+        workloads = Workloads(engine)
+        await workloads.start()
+        scheduling = asyncio.create_task(Scheduler(engine).run(), name="scheduler")
+        await kubelets.start()
         kubeconfig = directory / "kubeconfig"
         write_kubeconfig(kubeconfig, server=server_url, pki=pki, insecure=insecure)
         state = SandboxState(
@@ -179,7 +210,7 @@ async def serve(
             etcdPid=etcd.pid,
             etcdPeerPort=int(etcd.peer_url.rsplit(":", 1)[1]),
             kubeconfig=str(kubeconfig),
-            nodes=nodes,
+            nodes=node_list(directory, nodes),
             insecure=insecure,
             ready=True,
             startedAt=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -193,6 +224,14 @@ async def serve(
                 loop.add_signal_handler(signum, stop.set)
         await stop.wait()
     finally:
+        if scheduling is not None:
+            scheduling.cancel()
+            with contextlib.suppress(BaseException):
+                await scheduling
+        if kubelets is not None:
+            await kubelets.stop()  # no container outlives its sandbox
+        if workloads is not None:
+            await workloads.stop()
         if controllers is not None:
             await controllers.stop()
         if runner is not None:
