@@ -23,13 +23,16 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from strongroom.archive import ArchiveError, BackupWriter, Results
 from strongroom.archive.runlog import RunLog
 from strongroom.errors import StrongroomError
 from strongroom.kube import KubeClient
 from strongroom.model.resources import ApiResource
+
+if TYPE_CHECKING:
+    from strongroom.backup.volumes import VolumeBackups
 
 __all__ = ["BackupScope", "CollectResult", "Collector"]
 
@@ -94,8 +97,10 @@ class Collector:
         *,
         progress: Callable[[int, int], None] | None = None,
         page_size: int = _PAGE_SIZE,
+        volumes: VolumeBackups | None = None,
     ) -> None:
         self._kube = kube
+        self._volumes = volumes
         self._writer = writer
         self._scope = scope
         self._results = results
@@ -117,6 +122,11 @@ class Collector:
 
         async def produce() -> None:
             await self._produce_all(namespaced)
+            if self._volumes is not None:
+                # The CSI snapshot objects of the claims just seen, stored as Velero stores them.
+                for extra in await self._volumes.extra_items():
+                    self._note_needs(_Page(extra.resource, [extra.object]))
+                    await self._queue.put(_Page(extra.resource, [extra.object]))
             # Cluster-scoped types come last: only now is it known which of
             # their items the namespaced ones need.
             await self._produce_all([resource for resource in cluster if self._cluster_type_wanted(resource)])
@@ -165,6 +175,9 @@ class Collector:
                 ):
                     self._outcome.listed += len(page)
                     kept = _Page(resource, [item for item in page if self._keep(resource, item)])
+                    if self._volumes is not None and kept.items:
+                        # Hooks, pod volume backups and CSI snapshots happen before the items are written.
+                        kept.items = await self._volumes.process(resource, kept.items)
                     # Noted as soon as the items are kept: the cluster-scoped types
                     # are listed once every namespaced page has passed here.
                     self._note_needs(kept)

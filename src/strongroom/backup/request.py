@@ -17,7 +17,7 @@ from typing import Any
 
 from strongroom.backup.collector import BackupScope
 from strongroom.errors import UsageError
-from strongroom.kube import KubeClient
+from strongroom.kube import Discovery, KubeClient
 from strongroom.model import labels as velero_labels
 from strongroom.model.duration import format_duration, parse_duration
 from strongroom.model.filters import (
@@ -53,6 +53,9 @@ class BackupFlags:
     ttl: str = DEFAULT_TTL
     ordered_resources: str | None = None
     labels: list[str] = field(default_factory=list)
+    default_volumes_to_fs_backup: bool | None = None
+    snapshot_volumes: bool | None = None
+    csi_snapshot_timeout: str | None = None
 
 
 def parse_ordered_resources(text: str | None) -> dict[str, str] | None:
@@ -110,6 +113,20 @@ def build_backup(flags: BackupFlags, location: str) -> tuple[dict[str, Any], tim
     ):
         if values:
             spec[key] = values
+    if flags.default_volumes_to_fs_backup is not None:
+        spec["defaultVolumesToFsBackup"] = flags.default_volumes_to_fs_backup
+    if flags.snapshot_volumes is not None:
+        spec["snapshotVolumes"] = flags.snapshot_volumes
+    if flags.csi_snapshot_timeout is not None:
+        try:
+            timeout = parse_duration(flags.csi_snapshot_timeout)
+            if timeout <= timedelta(0):
+                problems.append(
+                    f"invalid --csi-snapshot-timeout {flags.csi_snapshot_timeout!r}: it must be positive"
+                )
+            spec["csiSnapshotTimeout"] = format_duration(timeout)
+        except ValueError as exc:
+            problems.append(f"invalid --csi-snapshot-timeout: {exc}")
     try:
         if flags.include_cluster_resources is not None:
             spec["includeClusterResources"] = flags.include_cluster_resources
@@ -159,6 +176,9 @@ class BackupPlan:
     resources: list[ApiResource]
     warnings: list[str]
     cluster_version: dict[str, Any] | None
+    discovery: Discovery | None = None
+    namespaces: tuple[str, ...] = ()
+    """The cluster's namespaces the backup covers."""
 
 
 async def plan_backup(kube: KubeClient, manifest: dict[str, Any]) -> BackupPlan:
@@ -207,4 +227,5 @@ async def plan_backup(kube: KubeClient, manifest: dict[str, Any]) -> BackupPlan:
         version = await kube.server_version()
     except UsageError:
         version = None
-    return BackupPlan(scope, resources, warnings, version)
+    covered = tuple(ns for ns in active if namespaces.should_include(ns))
+    return BackupPlan(scope, resources, warnings, version, discovery, covered)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import gzip
+import json
 import logging
 import tempfile
 from collections.abc import Callable, Sequence
@@ -25,13 +26,16 @@ from strongroom.archive import BackupWriter, Results, encode_resource_list, enco
 from strongroom.archive.runlog import RunLog
 from strongroom.archive.sidecars import LogWriter
 from strongroom.backup.collector import BackupScope, Collector
+from strongroom.backup.volumes import RepositoryEnsurer, VolumeBackups, VolumeReport
 from strongroom.errors import StorageError, StrongroomError
-from strongroom.kube import KubeClient
+from strongroom.hooks import BackupHookRunner, KubeExecutor
+from strongroom.kube import Discovery, KubeClient
+from strongroom.model.filters import ResourceCatalog
 from strongroom.model.resources import ApiResource
-from strongroom.model.velero import format_timestamp
+from strongroom.model.velero import Backup, format_timestamp
 from strongroom.storage.catalog import BackupCatalog, FileDigest
 
-__all__ = ["BackupOutcome", "BackupRunner"]
+__all__ = ["BackupOutcome", "BackupRunner", "VolumeOptions"]
 
 _log = logging.getLogger(__name__)
 
@@ -46,6 +50,20 @@ _EMPTY_SIDE_FILES: Final = (
     "backup_csi_volume_snapshot_classes",
     "backup_item_operations",
 )
+
+
+@dataclass(frozen=True)
+class VolumeOptions:
+    """What the runner needs to back up volume data and run hooks (without it: objects only)."""
+
+    discovery: Discovery
+    namespaces: Sequence[str]
+    """The namespaces the backup covers, whose pods' volumes may be copied."""
+    repositories: RepositoryEnsurer | None = None
+    hooks: bool = True
+    """Run the backup's hooks (spec.hooks and pod annotations)."""
+    default_to_fs_backup: bool = False
+    fs_backup_timeout: timedelta | None = None
 
 
 @dataclass
@@ -90,6 +108,7 @@ class BackupRunner:
         ttl: timedelta,
         cluster_version: dict[str, Any] | None = None,
         warnings: Sequence[str] = (),
+        volumes: VolumeOptions | None = None,
     ) -> BackupOutcome:
         """Back up and store; ``backup`` is the Backup object (metadata and spec) to complete.
 
@@ -125,20 +144,40 @@ class BackupRunner:
                     run_log.warning(warning)
                 tar_digest: FileDigest | None = None
                 resource_list: dict[str, list[str]] = {}
+                report: VolumeReport | None = None
+                volume_work: VolumeBackups | None = None
                 try:
+                    volume_work = self._volume_work(manifest, results, run_log, volumes)
                     with (
                         tarball.open("wb") as tar_file,
                         BackupWriter(tar_file, mtime=started.timestamp()) as writer,
                     ):
+                        if volume_work is not None and volumes is not None:
+                            await volume_work.prepare(volumes.namespaces)
                         collector = Collector(
-                            self._kube, writer, scope, results, run_log, progress=self._progress
+                            self._kube,
+                            writer,
+                            scope,
+                            results,
+                            run_log,
+                            progress=self._progress,
+                            volumes=volume_work,
                         )
-                        collected = await collector.run(resources)
+                        try:
+                            collected = await collector.run(resources)
+                            if volume_work is not None:
+                                report = await volume_work.finish()
+                        except BaseException:
+                            if volume_work is not None:
+                                await volume_work.abort()
+                            raise
                         written = writer.close()
                     tar_digest = FileDigest(written.sha256, written.size)
                     resource_list = written.resource_list
                     total = collected.items + results.errors.count()
                     status["progress"] = {"totalItems": total, "itemsBackedUp": collected.items}
+                    if report is not None:
+                        _volume_status(status, report)
                     status["phase"] = "PartiallyFailed" if not results.errors.is_empty() else "Completed"
                     run_log.info(
                         f"Backed up a total of {collected.items} items",
@@ -170,6 +209,8 @@ class BackupRunner:
                 files[layout.backup_resource_list(name)] = encode_resource_list(resource_list)
                 for side_file in _EMPTY_SIDE_FILES:
                     files[getattr(layout, side_file)(name)] = _EMPTY_LIST
+                if report is not None:
+                    files.update(_volume_files(layout, name, report))
             files[layout.backup_log(name)] = log_path
             files[layout.backup_results(name)] = encode_results(results)
             try:
@@ -180,6 +221,71 @@ class BackupRunner:
                 _log.error("storing backup %s failed: %s", name, exc.message)
                 return BackupOutcome(manifest, results, stored=False)
         return BackupOutcome(manifest, results, stored=True)
+
+    def _volume_work(
+        self,
+        manifest: dict[str, Any],
+        results: Results,
+        run_log: RunLog,
+        volumes: VolumeOptions | None,
+    ) -> VolumeBackups | None:
+        if volumes is None:
+            return None
+        extra: dict[str, Any] = {}
+        if volumes.fs_backup_timeout is not None:
+            extra["fs_backup_timeout"] = volumes.fs_backup_timeout
+        return VolumeBackups(
+            self._kube,
+            volumes.discovery,
+            manifest,
+            results,
+            run_log,
+            repositories=volumes.repositories,
+            hooks=self._hooks(manifest, volumes, run_log) if volumes.hooks else None,
+            default_to_fs_backup=volumes.default_to_fs_backup,
+            clock=self._clock,
+            **extra,
+        )
+
+    def _hooks(self, manifest: dict[str, Any], volumes: VolumeOptions, run_log: RunLog) -> BackupHookRunner:
+        spec = Backup.from_manifest(manifest).spec
+        return BackupHookRunner(
+            spec.hooks,
+            KubeExecutor(self._kube),
+            run_log,
+            catalog=ResourceCatalog(volumes.discovery.resources),
+        )
+
+
+def _volume_status(status: dict[str, Any], report: VolumeReport) -> None:
+    """Velero's status counters for snapshots and hooks (left out when zero, as Go's omitempty does)."""
+    if report.csi_attempted:
+        status["csiVolumeSnapshotsAttempted"] = report.csi_attempted
+        status["csiVolumeSnapshotsCompleted"] = report.csi_completed
+    if report.hooks_attempted:
+        hook_status = {"hooksAttempted": report.hooks_attempted}
+        if report.hooks_failed:
+            hook_status["hooksFailed"] = report.hooks_failed
+        status["hookStatus"] = hook_status
+
+
+def _volume_files(layout: Any, name: str, report: VolumeReport) -> dict[str, bytes | Path]:
+    """The side files Velero stores for volume data; the empty ones stay as written above."""
+    files: dict[str, bytes | Path] = {}
+    for side_file, items in (
+        ("backup_pod_volume_backups", report.pod_volume_backups),
+        ("backup_csi_volume_snapshots", report.csi_snapshots),
+        ("backup_csi_volume_snapshot_contents", report.csi_contents),
+        ("backup_csi_volume_snapshot_classes", report.csi_classes),
+    ):
+        if items:
+            files[getattr(layout, side_file)(name)] = _gzip_json(items)
+    files[layout.backup_volume_info(name)] = _gzip_json(report.volume_infos)
+    return files
+
+
+def _gzip_json(document: Any) -> bytes:
+    return gzip.compress(json.dumps(document, separators=(",", ":")).encode() + b"\n", mtime=0)
 
 
 def _annotate(manifest: dict[str, Any], cluster_version: dict[str, Any] | None) -> None:

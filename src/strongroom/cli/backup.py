@@ -23,6 +23,8 @@ import yaml
 from strongroom.archive import ArchiveError, BackupReader, ResourceList, Results
 from strongroom.cli.backup_flags import (
     DEFAULT_TTL,
+    CsiSnapshotTimeoutOption,
+    DefaultVolumesToFsBackupOption,
     ExcludeNamespacesOption,
     ExcludeResourcesOption,
     IncludeClusterResourcesOption,
@@ -31,6 +33,7 @@ from strongroom.cli.backup_flags import (
     OrderedResourcesOption,
     OrSelectorOption,
     SelectorOption,
+    SnapshotVolumesOption,
     TtlOption,
     backup_flags,
 )
@@ -67,6 +70,7 @@ from strongroom.errors import (
     ConflictError,
     NotFoundError,
     ObjectNotFound,
+    StrongroomError,
     UsageError,
 )
 from strongroom.locations import Location
@@ -136,6 +140,9 @@ def create(
     ttl: TtlOption = DEFAULT_TTL,
     storage_location: LocationOption = None,
     ordered_resources: OrderedResourcesOption = None,
+    default_volumes_to_fs_backup: DefaultVolumesToFsBackupOption = None,
+    snapshot_volumes: SnapshotVolumesOption = None,
+    csi_snapshot_timeout: CsiSnapshotTimeoutOption = None,
     labels: LabelsOption = None,
     from_schedule: Annotated[
         str | None,
@@ -159,6 +166,7 @@ def create(
     # that talk to a cluster only: listing or describing backups starts faster.
     from strongroom.backup.request import build_backup, plan_backup
     from strongroom.backup.runner import BackupRunner
+    from strongroom.cli.volumes import local_volume_options
 
     if name is None and from_schedule is None:
         raise UsageError(
@@ -178,6 +186,9 @@ def create(
             or_selector=or_selector,
             ttl=ttl,
             ordered_resources=ordered_resources,
+            default_volumes_to_fs_backup=default_volumes_to_fs_backup,
+            snapshot_volumes=snapshot_volumes,
+            csi_snapshot_timeout=csi_snapshot_timeout,
             labels=labels,
         )
         if name is not None
@@ -215,10 +226,20 @@ def create(
             plan = await plan_backup(kube, backup)
             for warning in plan.warnings:
                 typer.echo(f"warning: {warning}", err=True)
+            volumes = None
+            if plan.discovery is not None:
+                volumes = await local_volume_options(
+                    kube, plan.discovery, plan.namespaces, location=location.name, namespace=target.namespace
+                )
             with ProgressReporter(f"Backing up {name}") as progress:
                 runner = BackupRunner(kube, catalog, progress=progress.update)
                 return await runner.run(
-                    backup, plan.scope, plan.resources, ttl=ttl_delta, cluster_version=plan.cluster_version
+                    backup,
+                    plan.scope,
+                    plan.resources,
+                    ttl=ttl_delta,
+                    cluster_version=plan.cluster_version,
+                    volumes=volumes,
                 )
 
     outcome = run(go())
@@ -440,6 +461,8 @@ def delete(
         return
     matches = label_filter(selector)
 
+    from strongroom.cli.volumes import delete_local_volume_data
+
     async def go() -> list[tuple[str, int]]:
         deleted = []
         if names:
@@ -454,6 +477,20 @@ def delete(
         for name in chosen_names:
             location, catalog, _ = await _find(name, storage_location)
             require_writable(location)
+            problems = await delete_local_volume_data(
+                catalog,
+                name,
+                location=location.name,
+                namespace=target.namespace,
+                kubeconfig=kubeconfig,
+                kubecontext=kubecontext,
+            )
+            if problems:
+                raise StrongroomError(
+                    f"backup {name!r} was not deleted: its volume data could not all be deleted: "
+                    + "; ".join(problems),
+                    hint="fix the cause (see the messages) and delete it again; its files are kept until then",
+                )
             deleted.append((name, await catalog.delete_backup(name)))
         return deleted
 

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_TTL",
+    "CsiSnapshotTimeoutOption",
+    "DefaultVolumesToFsBackupOption",
     "ExcludeNamespacesOption",
     "ExcludeResourcesOption",
     "IncludeClusterResourcesOption",
@@ -27,6 +29,7 @@ __all__ = [
     "OrSelectorOption",
     "OrderedResourcesOption",
     "SelectorOption",
+    "SnapshotVolumesOption",
     "TtlOption",
     "backup_flags",
 ]
@@ -72,6 +75,28 @@ OrderedResourcesOption = Annotated[
         help="Order of items per kind: 'pods=ns1/pod1,ns1/pod2;persistentvolumes=pv4'.",
     ),
 ]
+DefaultVolumesToFsBackupOption = Annotated[
+    str | None,
+    typer.Option(
+        "--default-volumes-to-fs-backup",
+        help="true: copy every pod volume with file-system backup unless the pod opts it out "
+        "(backup.velero.io/backup-volumes-excludes); false: only volumes a pod opts in "
+        "(backup.velero.io/backup-volumes). Unset: the server's default (false).",
+    ),
+]
+SnapshotVolumesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--snapshot-volumes",
+        help="true or false: take snapshots of persistent volumes (CSI); default true.",
+    ),
+]
+CsiSnapshotTimeoutOption = Annotated[
+    str | None,
+    typer.Option(
+        "--csi-snapshot-timeout", help="How long to wait for a CSI snapshot to be ready (default 10m)."
+    ),
+]
 # Velero's default (thirty days), the engine's DEFAULT_TTL: spelt out here because
 # importing the engine for a help text would slow every command down.
 DEFAULT_TTL = "720h0m0s"
@@ -91,6 +116,9 @@ def backup_flags(
     ttl: str,
     ordered_resources: str | None,
     labels: list[str] | None = None,
+    default_volumes_to_fs_backup: str | None = None,
+    snapshot_volumes: str | None = None,
+    csi_snapshot_timeout: str | None = None,
 ) -> BackupFlags:
     """The flags as given on the command line (comma lists, a tri-state boolean), typed."""
     # Imported here, as the engine is: commands that only read backups start faster.
@@ -109,4 +137,9 @@ def backup_flags(
         ttl=ttl,
         ordered_resources=ordered_resources,
         labels=split_list(labels),
+        default_volumes_to_fs_backup=parse_bool_flag(
+            default_volumes_to_fs_backup, "--default-volumes-to-fs-backup"
+        ),
+        snapshot_volumes=parse_bool_flag(snapshot_volumes, "--snapshot-volumes"),
+        csi_snapshot_timeout=csi_snapshot_timeout,
     )

@@ -104,10 +104,16 @@ def install(
         bool,
         typer.Option(
             "--use-node-agent/--no-use-node-agent",
-            help="Deploy the node-agent DaemonSet that backs up pod volumes (file-system backup). "
-            "Off by default: the node agent's command is not part of this version yet.",
+            help="Deploy the node-agent DaemonSet that backs up pod volumes (file-system backup with restic).",
         ),
     ] = False,
+    node_agent_supplemental_groups: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--node-agent-supplemental-groups",
+            help="Group IDs the node agent runs with, to read volumes on root_squash NFS exports (repeatable).",
+        ),
+    ] = None,
     privileged_node_agent: Annotated[
         bool,
         typer.Option(
@@ -167,6 +173,7 @@ def install(
         log_level=log_level,
         use_node_agent=use_node_agent,
         privileged_node_agent=privileged_node_agent,
+        node_agent_supplemental_groups=tuple(node_agent_supplemental_groups or ()),
         kubelet_root_dir=kubelet_root_dir,
         server_resources=Resources(
             server_cpu_request, server_memory_request, server_cpu_limit, server_memory_limit

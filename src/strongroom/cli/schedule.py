@@ -17,6 +17,8 @@ import typer
 
 from strongroom.cli.backup_flags import (
     DEFAULT_TTL,
+    CsiSnapshotTimeoutOption,
+    DefaultVolumesToFsBackupOption,
     ExcludeNamespacesOption,
     ExcludeResourcesOption,
     IncludeClusterResourcesOption,
@@ -25,6 +27,7 @@ from strongroom.cli.backup_flags import (
     OrderedResourcesOption,
     OrSelectorOption,
     SelectorOption,
+    SnapshotVolumesOption,
     TtlOption,
     backup_flags,
 )
@@ -100,6 +103,9 @@ def create(
     ttl: TtlOption = DEFAULT_TTL,
     storage_location: LocationOption = None,
     ordered_resources: OrderedResourcesOption = None,
+    default_volumes_to_fs_backup: DefaultVolumesToFsBackupOption = None,
+    snapshot_volumes: SnapshotVolumesOption = None,
+    csi_snapshot_timeout: CsiSnapshotTimeoutOption = None,
     labels: Annotated[
         list[str] | None, typer.Option("--labels", help="Labels for the schedule (key=value,...).")
     ] = None,
@@ -147,6 +153,9 @@ def create(
             or_selector=or_selector,
             ttl=ttl,
             ordered_resources=ordered_resources,
+            default_volumes_to_fs_backup=default_volumes_to_fs_backup,
+            snapshot_volumes=snapshot_volumes,
+            csi_snapshot_timeout=csi_snapshot_timeout,
         ),
         storage_location,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 from datetime import timedelta
@@ -84,6 +85,21 @@ def server(
             help="Back up pod volumes with the file-system backup by default.",
         ),
     ] = False,
+    fs_backup_timeout: Annotated[
+        str,
+        typer.Option(
+            "--fs-backup-timeout",
+            help="How long a backup or restore waits for the node agents to copy pod volumes.",
+        ),
+    ] = "4h",
+    restore_helper_image: Annotated[
+        str | None,
+        typer.Option(
+            "--restore-helper-image",
+            help="Image of the restore-wait init container added to pods whose volumes are restored "
+            "(default: strongroom's image of this version).",
+        ),
+    ] = None,
     leader_elect: Annotated[
         bool,
         typer.Option(
@@ -119,10 +135,15 @@ def server(
         backup_sync_period=_duration(sync_period, "--backup-sync-period"),
         gc_frequency=_duration(gc_frequency, "--garbage-collection-frequency"),
         default_volumes_to_fs_backup=default_volumes_to_fs_backup,
+        fs_backup_timeout=_duration(fs_backup_timeout, "--fs-backup-timeout"),
         workdir=scratch_dir,
     )
+    if restore_helper_image:
+        config = dataclasses.replace(config, restore_helper_image=restore_helper_image)
     if scratch_dir is not None and not (scratch_dir.is_dir() and os.access(scratch_dir, os.W_OK)):
         raise UsageError(f"--scratch-dir {str(scratch_dir)!r} is not a writable directory")
+    if config.fs_backup_timeout <= timedelta(0):
+        raise UsageError("--fs-backup-timeout must be positive")
     if config.gc_frequency <= timedelta(0):
         raise UsageError("--garbage-collection-frequency must be positive")
     options = ServerOptions(

@@ -21,10 +21,11 @@ from datetime import timedelta
 from typing import Any
 
 from strongroom.backup.request import plan_backup
-from strongroom.backup.runner import BackupRunner
+from strongroom.backup.runner import BackupRunner, VolumeOptions
 from strongroom.controller.context import ServerContext, phase_of, stored_form
 from strongroom.controller.locations import Locations, is_read_only
 from strongroom.controller.runs import ProgressWriter, RunController
+from strongroom.controller.volumedata import VolumeData
 from strongroom.errors import ConflictError, StrongroomError
 from strongroom.model import labels as velero_labels
 from strongroom.model.duration import format_duration, parse_duration
@@ -43,9 +44,12 @@ class BackupController(RunController):
 
     noun = "backup"
 
-    def __init__(self, ctx: ServerContext, locations: Locations) -> None:
+    def __init__(
+        self, ctx: ServerContext, locations: Locations, volume_data: VolumeData | None = None
+    ) -> None:
         super().__init__(ctx, ctx.resources.backups, ctx.config.concurrent_backups)
         self._locations = locations
+        self._volume_data = volume_data
 
     async def _process(self, backup: dict[str, Any]) -> None:
         ctx = self._ctx
@@ -93,6 +97,19 @@ class BackupController(RunController):
             runner = BackupRunner(
                 ctx.kube, catalog, workdir=ctx.config.workdir, clock=ctx.clock, progress=progress.update
             )
+            volumes = None
+            if plan.discovery is not None:
+                volumes = VolumeOptions(
+                    discovery=plan.discovery,
+                    namespaces=plan.namespaces,
+                    repositories=(
+                        await self._volume_data.for_backup(location)
+                        if self._volume_data is not None
+                        else None
+                    ),
+                    default_to_fs_backup=ctx.config.default_volumes_to_fs_backup,
+                    fs_backup_timeout=ctx.config.fs_backup_timeout,
+                )
             outcome = await runner.run(
                 stored_form(claimed),
                 plan.scope,
@@ -100,6 +117,7 @@ class BackupController(RunController):
                 ttl=ttl,
                 cluster_version=plan.cluster_version,
                 warnings=plan.warnings,
+                volumes=volumes,
             )
             final = dict(outcome.backup.get("status") or {})
         except StrongroomError as exc:

@@ -21,6 +21,7 @@ from strongroom.errors import UsageError
 from strongroom.kube import Discovery, KubeClient
 from strongroom.kube.errors import KubeNotFound
 from strongroom.model.resources import ApiResource
+from strongroom.restore.volumes import DEFAULT_RESTORE_HELPER_IMAGE
 
 __all__ = ["ServerConfig", "ServerContext", "ServerResources", "phase_of", "stored_form"]
 
@@ -106,6 +107,10 @@ class ServerConfig:
     concurrent_backups: int = 1
     concurrent_restores: int = 1
     default_volumes_to_fs_backup: bool = False
+    # How long a backup or restore waits for the node agents to copy the volumes (Velero's --fs-backup-timeout).
+    fs_backup_timeout: timedelta = timedelta(hours=4)
+    # The image of the restore-wait init container added to pods whose volumes are restored.
+    restore_helper_image: str = DEFAULT_RESTORE_HELPER_IMAGE
     workdir: Path | None = None
     # Credentials of locations that name none: the Secret OADP documents.
     default_credentials_secret: str = "cloud-credentials"

@@ -21,8 +21,10 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Final
 
+from strongroom.backup.deletion import delete_volume_data
 from strongroom.controller.context import ServerContext, phase_of
 from strongroom.controller.locations import Locations, is_read_only
+from strongroom.controller.volumedata import VolumeData
 from strongroom.errors import StrongroomError
 from strongroom.model import labels as velero_labels
 from strongroom.model.velero import format_timestamp, parse_timestamp
@@ -39,9 +41,12 @@ _PROCESSED_REQUEST_TTL: Final = timedelta(hours=24)
 class DeletionController:
     """Processes DeleteBackupRequests."""
 
-    def __init__(self, ctx: ServerContext, locations: Locations) -> None:
+    def __init__(
+        self, ctx: ServerContext, locations: Locations, volume_data: VolumeData | None = None
+    ) -> None:
         self._ctx = ctx
         self._locations = locations
+        self._volume_data = volume_data
 
     async def reconcile(self, body: Mapping[str, Any]) -> None:
         ctx = self._ctx
@@ -94,6 +99,17 @@ class DeletionController:
         errors: list[str] = []
         try:
             catalog = await self._locations.catalog(location)
+            # The volume data first: the backup's files say what it is.
+            errors += await delete_volume_data(
+                ctx.kube,
+                await ctx.kube.discover(),
+                catalog,
+                backup_name,
+                repositories=self._volume_data.repositories if self._volume_data else None,
+                location=await self._volume_data.location(location) if self._volume_data else None,
+            )
+            if errors:
+                raise StrongroomError("the backup's volume data could not all be deleted; its files are kept")
             removed = await catalog.delete_backup(backup_name)
             _log.info("removed %d files of backup %s", removed, backup_name)
         except StrongroomError as exc:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from strongroom.deploy.manifests import NODE_AGENT_NAME, node_agent_security_context
 from strongroom.errors import StorageConfigError, UsageError
 from strongroom.kube import KubeClient
 from strongroom.kube.errors import KubeError, KubeNotFound
@@ -246,6 +247,16 @@ class DpaReconciler:
             except (KubeError, UsageError) as exc:
                 errors.append(f"cannot update the locations: {exc}")
                 transient = isinstance(exc, KubeError)
+        if not errors and model is not None and restic_enabled(model):
+            try:
+                problem, patched = await self._sync_node_agent(model)
+            except KubeError as exc:
+                problem, patched = f"cannot update the node agent: {exc}", 0
+                transient = True
+            writes += patched
+            if problem:
+                # Not a reason to refuse the locations: backups of objects and CSI snapshots work without it.
+                _log.warning("DataProtectionApplication %s/%s: %s", self._namespace, name, problem)
         writes += await self._write_condition(dpa, errors)
         if errors:
             _log.info(
@@ -259,6 +270,32 @@ class DpaReconciler:
             snapshot_locations=names.get("vsl", ()),
             **outcome_fields,
         )
+
+    async def _sync_node_agent(self, model: DataProtectionApplication) -> tuple[str | None, int]:
+        """Give the node agent the DPA's supplemental groups (root_squash NFS); a problem, or the writes made."""
+        daemonsets = await self._resource("apps", "daemonsets")
+        agent = await self._kube.get(daemonsets, NODE_AGENT_NAME, self._namespace)
+        if agent is None:
+            return (
+                "spec.configuration.restic.enable is true but no node agent is installed in namespace "
+                f"{self._namespace}: run strongroom install --use-node-agent --namespace {self._namespace}",
+                0,
+            )
+        configuration = model.spec.configuration
+        groups: list[int] = []
+        for settings in (configuration.node_agent, configuration.restic) if configuration else ():
+            if settings is not None and settings.enable is True:
+                groups = [int(group) for group in settings.supplemental_groups or ()]
+                break
+        desired = node_agent_security_context(groups)
+        template = ((agent.get("spec") or {}).get("template") or {}).get("spec") or {}
+        current = template.get("securityContext") or {}
+        if current.get("supplementalGroups", []) == desired.get("supplementalGroups", []):
+            return None, 0
+        patch = {"spec": {"template": {"spec": {"securityContext": {"supplementalGroups": groups or None}}}}}
+        await self._kube.patch(daemonsets, NODE_AGENT_NAME, patch, self._namespace)
+        _log.info("node agent supplemental groups set to %s", groups or "none")
+        return None, 1
 
     # -- checks ---------------------------------------------------------------
 

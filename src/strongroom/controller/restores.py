@@ -23,7 +23,7 @@ from strongroom.model.filters import validate_restore_spec
 from strongroom.model.velero import Restore, format_timestamp
 from strongroom.restore.priorities import DEFAULT_RESTORE_PRIORITIES, Priorities
 from strongroom.restore.request import backup_namespaces, restore_options
-from strongroom.restore.runner import RestoreRunner
+from strongroom.restore.runner import RestoreRunner, RestoreVolumeOptions
 
 __all__ = ["RestoreController"]
 
@@ -93,6 +93,9 @@ class RestoreController(RunController):
                 store=not is_read_only(location),
                 discovery=discovery,
                 warnings=warnings,
+                volumes=RestoreVolumeOptions(
+                    helper_image=ctx.config.restore_helper_image, timeout=ctx.config.fs_backup_timeout
+                ),
             )
             final = dict(outcome.restore.get("status") or {})
         except StrongroomError as exc:

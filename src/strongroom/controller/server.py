@@ -41,6 +41,7 @@ from strongroom.controller.metrics import ServerMetrics
 from strongroom.controller.restores import RestoreController
 from strongroom.controller.schedules import ScheduleController
 from strongroom.controller.sync import BackupSync
+from strongroom.controller.volumedata import VolumeData
 from strongroom.errors import StrongroomError
 from strongroom.kube import KubeClient
 from strongroom.model.velero import format_timestamp
@@ -154,10 +155,11 @@ class Server:
         self.health = health
         self.locations = Locations(ctx)
         self.location_controller = LocationController(ctx, self.locations)
-        self.backups = BackupController(ctx, self.locations)
+        self.volume_data = VolumeData(ctx, self.locations)
+        self.backups = BackupController(ctx, self.locations, self.volume_data)
         self.restores = RestoreController(ctx, self.locations)
         self.schedules = ScheduleController(ctx)
-        self.deletions = DeletionController(ctx, self.locations)
+        self.deletions = DeletionController(ctx, self.locations, self.volume_data)
         self.gc = GarbageCollector(ctx, self.locations)
         self.sync = BackupSync(ctx, self.locations)
         self.downloads = DownloadController(ctx, self.locations)

@@ -40,6 +40,7 @@ __all__ = [
     "Resources",
     "cluster_object_name",
     "custom_resource_groups",
+    "node_agent_security_context",
     "parse_quantity",
     "render",
 ]
@@ -198,9 +199,11 @@ class InstallOptions:
     image: str = DEFAULT_IMAGE
     replicas: int = 1
     log_level: str = "info"
-    # Off until the node agent's command exists: its pods would only crash-loop.
+    # Off by default, as Velero's install: file-system backup is asked for.
     use_node_agent: bool = False
     privileged_node_agent: bool = False
+    # Groups the node agent runs with, to read volumes on root_squash NFS exports.
+    node_agent_supplemental_groups: tuple[int, ...] = ()
     kubelet_root_dir: str = "/var/lib/kubelet"
     server_resources: Resources = SERVER_RESOURCES
     node_agent_resources: Resources = Resources()
@@ -234,6 +237,11 @@ class InstallOptions:
             )
         self.server_resources.check("server")
         self.node_agent_resources.check("node-agent")
+        for group in self.node_agent_supplemental_groups:
+            if group < 0:
+                raise UsageError(
+                    f"invalid --node-agent-supplemental-groups: group IDs are not negative, not {group}"
+                )
 
 
 def cluster_object_name(namespace: str, component: str) -> str:
@@ -468,6 +476,8 @@ def _deployment(options: InstallOptions) -> JsonObject:
             f"--namespace={options.namespace}",
             f"--metrics-address=:{METRICS_PORT}",
             f"--log-level={options.log_level}",
+            # Restored pods wait for their volumes in an init container of this same image.
+            f"--restore-helper-image={options.image}",
         ],
         "env": [
             _field_env("POD_NAME", "metadata.name"),
@@ -567,8 +577,9 @@ def _daemonset(options: InstallOptions) -> JsonObject:
                 "spec": {
                     "serviceAccountName": NODE_AGENT_NAME,
                     "nodeSelector": {"kubernetes.io/os": "linux"},
-                    # Root reads and writes the files of every pod's volumes, whoever owns them.
-                    "securityContext": {"runAsUser": 0},
+                    # Root reads and writes the files of every pod's volumes, whoever owns them;
+                    # supplemental groups reach files on root_squash NFS exports.
+                    "securityContext": node_agent_security_context(options.node_agent_supplemental_groups),
                     "containers": [container],
                     "volumes": [
                         {"name": "host-pods", "hostPath": {"path": host_pods}},
@@ -579,6 +590,14 @@ def _daemonset(options: InstallOptions) -> JsonObject:
             },
         },
     }
+
+
+def node_agent_security_context(supplemental_groups: tuple[int, ...] | list[int] = ()) -> JsonObject:
+    """The node agent pods' security context (also what a DataProtectionApplication's restic settings change)."""
+    context: JsonObject = {"runAsUser": 0}
+    if supplemental_groups:
+        context["supplementalGroups"] = list(supplemental_groups)
+    return context
 
 
 def render(options: InstallOptions) -> list[JsonObject]:

@@ -19,7 +19,7 @@ import logging
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
@@ -28,9 +28,11 @@ from strongroom.archive import ArchiveError, BackupReader, Results, encode_resou
 from strongroom.archive.runlog import RunLog
 from strongroom.archive.sidecars import LogWriter
 from strongroom.errors import StorageError, StrongroomError, UsageError
+from strongroom.hooks import KubeExecutor, KubePodReader, RestoreExecHooks, RestoreHookSet
 from strongroom.kube import Discovery, KubeAlreadyExists, KubeClient, KubeError
+from strongroom.model.filters import ResourceCatalog
 from strongroom.model.resources import ApiResource
-from strongroom.model.velero import format_timestamp
+from strongroom.model.velero import Restore, format_timestamp
 from strongroom.restore.actions import ItemRef
 from strongroom.restore.compare import Outcome, compare_existing, render_diff
 from strongroom.restore.plan import (
@@ -43,9 +45,16 @@ from strongroom.restore.plan import (
     prepare_item,
 )
 from strongroom.restore.priorities import DEFAULT_RESTORE_PRIORITIES, Priorities, order_resources
+from strongroom.restore.volumes import (
+    DEFAULT_RESTORE_HELPER_IMAGE,
+    BackupVolumeData,
+    VolumeRestores,
+    hook_status,
+    load_volume_data,
+)
 from strongroom.storage.catalog import BackupCatalog
 
-__all__ = ["DryRunEntry", "RestoreOutcome", "RestoreRunner"]
+__all__ = ["DryRunEntry", "RestoreOutcome", "RestoreRunner", "RestoreVolumeOptions"]
 
 _log = logging.getLogger(__name__)
 
@@ -80,6 +89,16 @@ class RestoreOutcome:
     @property
     def phase(self) -> str:
         return str(self.restore.get("status", {}).get("phase", ""))
+
+
+@dataclass(frozen=True)
+class RestoreVolumeOptions:
+    """How volume data comes back and which hooks run (without it: data restores, no hooks)."""
+
+    hooks: bool = True
+    """Run the restore's hooks (spec.hooks and pod annotations)."""
+    helper_image: str = DEFAULT_RESTORE_HELPER_IMAGE
+    timeout: timedelta | None = None
 
 
 @dataclass
@@ -132,6 +151,7 @@ class RestoreRunner:
         store: bool = True,
         discovery: Discovery | None = None,
         warnings: Sequence[str] = (),
+        volumes: RestoreVolumeOptions | None = None,
     ) -> RestoreOutcome:
         """Restore; ``store`` False keeps the log and results out of the location (a ReadOnly one).
 
@@ -159,9 +179,35 @@ class RestoreRunner:
                 try:
                     await self.check_backup(backup_name)
                     spool = await self._fetch_and_spool(backup_name, scratch, run_log)
+                    volume_data = await load_volume_data(self._catalog, backup_name)
                     if discovery is None:
                         discovery = await self._kube.discover()
-                    await self._apply(spool, discovery, options, results, counters, run_log, entries, dry_run)
+                    volume_work = None
+                    if not dry_run:
+                        volume_work = self._volume_work(
+                            manifest, discovery, volume_data, options, results, run_log, volumes
+                        )
+                    try:
+                        await self._apply(
+                            spool,
+                            discovery,
+                            options,
+                            results,
+                            counters,
+                            run_log,
+                            entries,
+                            dry_run,
+                            volume_data,
+                            volume_work,
+                        )
+                    except BaseException:
+                        if volume_work is not None:
+                            volume_work.abort()
+                        raise
+                    if volume_work is not None:
+                        await volume_work.finish()
+                        if volume_work.hook_results.attempted:
+                            status["hookStatus"] = hook_status(volume_work.hook_results)
                     status["phase"] = "PartiallyFailed" if not results.errors.is_empty() else "Completed"
                 except StrongroomError as exc:
                     status["phase"] = "Failed"
@@ -255,9 +301,50 @@ class RestoreRunner:
         run_log: RunLog,
         entries: list[DryRunEntry],
         dry_run: bool,
+        volume_data: BackupVolumeData,
+        volume_work: VolumeRestores | None,
     ) -> None:
         apply = _Apply(self, spool, discovery, options, results, counters, run_log, entries, dry_run)
+        apply.state.volume_methods = volume_data.volume_methods()
+        apply.volumes = volume_work
         await apply.run()
+
+    def _volume_work(
+        self,
+        manifest: dict[str, Any],
+        discovery: Discovery,
+        data: BackupVolumeData,
+        options: RestoreOptions,
+        results: Results,
+        run_log: RunLog,
+        volumes: RestoreVolumeOptions | None,
+    ) -> VolumeRestores:
+        settings = volumes or RestoreVolumeOptions()
+        hook_set: RestoreHookSet | None = None
+        exec_hooks: RestoreExecHooks | None = None
+        if settings.hooks:
+            spec_hooks = Restore.from_manifest(manifest).spec.hooks
+            catalog = ResourceCatalog(discovery.resources)
+            hook_set = RestoreHookSet(spec_hooks, catalog)
+            exec_hooks = RestoreExecHooks(
+                hook_set, KubeExecutor(self._kube), KubePodReader(self._kube), run_log, catalog=catalog
+            )
+        extra: dict[str, Any] = {}
+        if settings.timeout is not None:
+            extra["timeout"] = settings.timeout
+        return VolumeRestores(
+            self._kube,
+            discovery,
+            manifest,
+            data,
+            results,
+            run_log,
+            hooks=hook_set,
+            exec_hooks=exec_hooks,
+            restore_pvs=options.restore_volumes,
+            helper_image=settings.helper_image,
+            **extra,
+        )
 
 
 class _Apply:
@@ -291,6 +378,7 @@ class _Apply:
         self.index: dict[str, dict[tuple[str | None, str], dict[str, Any]]] = {}
         self.limit = asyncio.Semaphore(runner._concurrency)
         self.crds: list[dict[str, Any]] = []
+        self.volumes: VolumeRestores | None = None
 
     async def run(self) -> None:
         backed_up_namespaces = self._load("namespaces") if "namespaces" in self.spool else {}
@@ -557,11 +645,22 @@ class _Apply:
                 live = await self.kube.get(target, item.name, namespace)
                 self.entries.append(_dry_run_entry(resource, item, live, self.options))
                 return
+            body = item.object
+            if self.volumes is not None:
+                changed = await self.volumes.before_create(
+                    resource, item.source.namespace, item.source.name, body
+                )
+                if changed is None:
+                    self.log.info("Skipping item: its volume data is restored another way", **fields)
+                    return
+                body = changed
             try:
-                created = await self.kube.create(target, item.object, namespace)
+                created = await self.kube.create(target, body, namespace)
             except KubeAlreadyExists:
                 await self._existing(target, resource, item)
                 return
+            if self.volumes is not None:
+                await self.volumes.after_create(resource, item.source.namespace, item.source.name, created)
             if item.restore_status and isinstance(item.object.get("status"), dict):
                 await self._restore_status(target, item, created)
             self.counters.restored += 1

@@ -168,6 +168,7 @@ def test_server_deployment_runs_the_server_with_probes_metrics_and_credentials()
         f"--namespace={NS}",
         "--metrics-address=:8085",
         "--log-level=debug",
+        f"--restore-helper-image=strongroom/strongroom:{strongroom.__version__}",
     ]
     env = {item["name"]: item for item in container["env"]}
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"

@@ -1,0 +1,128 @@
+"""Deleting a backup's volume data: its restic snapshots and its CSI snapshots.
+
+Called before the backup's files are removed (they say what to delete).
+restic snapshots are forgotten in each namespace's repository and the data
+only they referenced is pruned. A CSI snapshot kept by the backup (its
+content's deletion policy was Retain) is deleted the way Velero does it: a
+VolumeSnapshotContent naming the snapshot handle is created with the
+deletion policy Delete, then deleted, and the CSI driver removes the
+snapshot. Every failure is returned as a message; nothing stops at the
+first one.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from strongroom.errors import NotFoundError, StrongroomError
+from strongroom.kube import Discovery, KubeClient
+from strongroom.storage.catalog import BackupCatalog
+from strongroom.volumes.location import RepositoryLocation
+from strongroom.volumes.repository import Repositories
+
+__all__ = ["delete_volume_data", "has_volume_data"]
+
+_log = logging.getLogger(__name__)
+
+
+async def _side_file(catalog: BackupCatalog, key: str) -> list[dict[str, Any]]:
+    try:
+        raw = await catalog.read_file(key)
+    except NotFoundError:
+        return []
+    document = json.loads(gzip.decompress(raw) or b"null")
+    return [item for item in document or [] if isinstance(item, dict)]
+
+
+async def delete_volume_data(
+    kube: KubeClient | None,
+    discovery: Discovery | None,
+    catalog: BackupCatalog,
+    backup: str,
+    *,
+    repositories: Repositories | None,
+    location: RepositoryLocation | None,
+) -> list[str]:
+    """Forget the backup's restic snapshots and delete its CSI snapshots; the errors, if any."""
+    layout = catalog.layout
+    errors: list[str] = []
+    try:
+        volume_backups = await _side_file(catalog, layout.backup_pod_volume_backups(backup))
+        contents = await _side_file(catalog, layout.backup_csi_volume_snapshot_contents(backup))
+    except (StrongroomError, ValueError, OSError) as exc:
+        message = exc.message if isinstance(exc, StrongroomError) else str(exc)
+        return [f"reading the volume data records of backup {backup} failed: {message}"]
+    by_namespace: dict[str, list[str]] = defaultdict(list)
+    for item in volume_backups:
+        snapshot = (item.get("status") or {}).get("snapshotID")
+        namespace = ((item.get("spec") or {}).get("pod") or {}).get("namespace")
+        if snapshot and namespace:
+            by_namespace[str(namespace)].append(str(snapshot))
+    if by_namespace:
+        if repositories is None or location is None:
+            errors.append(
+                f"the file-system backup snapshots of backup {backup} were not forgotten: "
+                "no repository access here (delete it through the server)"
+            )
+        else:
+            for namespace, snapshots in sorted(by_namespace.items()):
+                try:
+                    await repositories.forget_snapshots(location, namespace, snapshots)
+                except StrongroomError as exc:
+                    errors.append(
+                        f"forgetting the restic snapshots of namespace {namespace} failed: {exc.message}"
+                    )
+    if contents:
+        errors += await _delete_csi_snapshots(kube, discovery, contents)
+    return errors
+
+
+async def _delete_csi_snapshots(
+    kube: KubeClient | None, discovery: Discovery | None, contents: list[dict[str, Any]]
+) -> list[str]:
+    resource = discovery.find("snapshot.storage.k8s.io", "volumesnapshotcontents") if discovery else None
+    if kube is None or resource is None:
+        return [
+            "the backup's CSI snapshots were not deleted: the cluster does not serve VolumeSnapshotContents"
+        ]
+    errors: list[str] = []
+    for content in contents:
+        handle = (content.get("status") or {}).get("snapshotHandle")
+        driver = (content.get("spec") or {}).get("driver")
+        if not handle or not driver:
+            continue
+        name = f"velero-delete-{uuid.uuid4().hex[:10]}"
+        body = {
+            "apiVersion": f"snapshot.storage.k8s.io/{resource.version}",
+            "kind": "VolumeSnapshotContent",
+            "metadata": {"name": name},
+            "spec": {
+                "deletionPolicy": "Delete",
+                "driver": driver,
+                "source": {"snapshotHandle": handle},
+                # Required by the schema; nothing binds to it.
+                "volumeSnapshotRef": {"namespace": "default", "name": name},
+            },
+        }
+        try:
+            await kube.create(resource, body)
+            await kube.delete(resource, name)
+        except StrongroomError as exc:
+            errors.append(f"deleting CSI snapshot {handle} failed: {exc.message}")
+            continue
+        _log.info("deleted CSI snapshot %s", handle)
+    return errors
+
+
+async def has_volume_data(catalog: BackupCatalog, backup: str) -> bool:
+    """Whether the backup holds restic or CSI snapshots (deleting it then needs the cluster)."""
+    layout = catalog.layout
+    for key in (layout.backup_pod_volume_backups(backup), layout.backup_csi_volume_snapshot_contents(backup)):
+        if await _side_file(catalog, key):
+            return True
+    return False

@@ -1,0 +1,104 @@
+"""Local mode's access to volume data: the cluster's location and repositories, when they exist.
+
+File-system backup is done by the node agents in the cluster, which read the
+backup location from a BackupStorageLocation of their namespace. A local-mode
+backup that copies pod volumes therefore needs that location in the cluster
+too, under the same name; when it is missing, each volume gets an error that
+says so, and the objects are backed up all the same.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from strongroom.backup.runner import VolumeOptions
+from strongroom.errors import UsageError
+from strongroom.kube import Discovery, KubeClient
+from strongroom.storage.catalog import BackupCatalog
+
+__all__ = ["delete_local_volume_data", "local_volume_data", "local_volume_options"]
+
+
+class _MissingLocation:
+    """Every volume to copy gets this error: the node agents could not reach the location."""
+
+    def __init__(self, location: str, namespace: str) -> None:
+        self._location = location
+        self._namespace = namespace
+
+    async def ensure(self, volume_namespace: str) -> str:
+        raise UsageError(
+            f"file-system backup needs backup location {self._location!r} as a BackupStorageLocation in "
+            f"namespace {self._namespace} (the node agents read it there)",
+            hint=f"create it: strongroom backup-location create {self._location} ... --namespace {self._namespace}",
+        )
+
+
+async def local_volume_data(kube: KubeClient, discovery: Discovery, namespace: str) -> Any | None:
+    """The server-side view of locations and repositories, or None when strongroom is not installed."""
+    from strongroom.controller.context import ServerConfig, ServerContext, ServerResources
+    from strongroom.controller.locations import Locations
+    from strongroom.controller.volumedata import VolumeData
+
+    try:
+        resources = ServerResources.from_discovery(discovery)
+    except UsageError:
+        return None
+    ctx = ServerContext(
+        kube,
+        resources,
+        ServerConfig(namespace=namespace, workdir=Path(tempfile.gettempdir())),
+    )
+    return VolumeData(ctx, Locations(ctx))
+
+
+async def local_volume_options(
+    kube: KubeClient,
+    discovery: Discovery,
+    namespaces: Sequence[str],
+    *,
+    location: str,
+    namespace: str,
+) -> VolumeOptions:
+    """What a local-mode backup needs for hooks, CSI snapshots and file-system backup."""
+    repositories: Any = _MissingLocation(location, namespace)
+    volume_data = await local_volume_data(kube, discovery, namespace)
+    if volume_data is not None:
+        found = await volume_data.locations.get(location)
+        if found is not None:
+            repositories = await volume_data.for_backup(found)
+    return VolumeOptions(discovery=discovery, namespaces=namespaces, repositories=repositories)
+
+
+async def delete_local_volume_data(
+    catalog: BackupCatalog,
+    backup: str,
+    *,
+    location: str,
+    namespace: str,
+    kubeconfig: str | None,
+    kubecontext: str | None,
+) -> list[str]:
+    """Forget a backup's restic snapshots and delete its CSI snapshots, through the cluster; the errors."""
+    from strongroom.backup.deletion import delete_volume_data, has_volume_data
+    from strongroom.cli.common import kube_client
+
+    if not await has_volume_data(catalog, backup):
+        return []
+    async with kube_client(kubeconfig, kubecontext) as kube:
+        discovery = await kube.discover()
+        volume_data = await local_volume_data(kube, discovery, namespace)
+        found = await volume_data.locations.get(location) if volume_data is not None else None
+        return await delete_volume_data(
+            kube,
+            discovery,
+            catalog,
+            backup,
+            repositories=volume_data.repositories if volume_data is not None and found is not None else None,
+            location=await volume_data.location(found)
+            if volume_data is not None and found is not None
+            else None,
+        )
