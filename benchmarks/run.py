@@ -60,6 +60,11 @@ BENCHMARKS: list[Benchmark] = [
         "benchmarks.server",
         "Backup and Restore resources through `strongroom server` vs. the library in-process; its RSS, start-up",
     ),
+    Benchmark(
+        "volume_backup",
+        "benchmarks.volume_backup",
+        "File-system backup of a 1 GiB mixed volume through the server and node agent vs. restic directly",
+    ),
 ]
 
 

@@ -143,6 +143,8 @@ class VolumeBackups:
         self._storage_classes = discovery.find("storage.k8s.io", "storageclasses")
         # Claims whose data a pod volume backup copies: CSI leaves them alone.
         self._fs_claims: set[tuple[str, str]] = set()
+        # Claims already handed to a PodVolumeBackup: a claim mounted by several pods is copied once.
+        self._copied_claims: dict[tuple[str, str], str] = {}
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._poller: asyncio.Task[None] | None = None
@@ -281,8 +283,17 @@ class VolumeBackups:
         }
         created: list[str] = []
         for volume in volumes:
-            body = self._pod_volume_backup(pod, volume, repository)
             claim_name = claims.get(volume)
+            if claim_name:
+                first = self._copied_claims.setdefault((namespace, str(claim_name)), name)
+                if first != name:
+                    self._log.info(
+                        f"volume {volume} of pod {namespace}/{name}: claim {claim_name} is copied with pod {first}",
+                        namespace=namespace,
+                        name=name,
+                    )
+                    continue
+            body = self._pod_volume_backup(pod, volume, repository)
             if claim_name and self._pvcs is not None:
                 claim = await self._kube.get(self._pvcs, str(claim_name), namespace)
                 if claim is not None:

@@ -335,17 +335,25 @@ def describe(
         describe_on_server(target, name, details=details, timeout=timeout)
         return
 
-    async def go() -> tuple[Location, dict[str, Any], Results | None, ResourceList | None]:
+    async def go() -> tuple[Location, dict[str, Any], Results | None, ResourceList | None, list[Any]]:
+        from strongroom.restore.volumes import load_volume_data
+
         location, catalog, backup = await _find(name, storage_location)
         layout = catalog.layout
         results, resource_list = await read_details(
             catalog, layout.backup_results(name), layout.backup_resource_list(name)
         )
-        return location, backup, results, resource_list
+        volumes = (await load_volume_data(catalog, name)).volume_infos
+        return location, backup, results, resource_list, volumes
 
-    location, backup, results, resource_list = run(go())
+    location, backup, results, resource_list, volumes = run(go())
     describe_backup(
-        backup, results=results, resource_list=resource_list, details=details, location=location.name
+        backup,
+        results=results,
+        resource_list=resource_list,
+        details=details,
+        location=location.name,
+        volume_infos=volumes,
     )
 
 

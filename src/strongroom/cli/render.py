@@ -202,6 +202,7 @@ def describe_backup(
     resource_list: Mapping[str, Sequence[str]] | None,
     details: bool,
     location: str | None,
+    volume_infos: Sequence[Mapping[str, Any]] | None = None,
 ) -> None:
     """velero's describe layout; ``location`` is where the backup was found (local mode), if anywhere."""
     metadata = backup.get("metadata") or {}
@@ -238,10 +239,59 @@ def describe_backup(
     if spec.get("orderedResources"):
         lines += ["", "Ordered resources:"]
         lines.extend(f"  {kind}: {order}" for kind, order in sorted(spec["orderedResources"].items()))
+    lines += _volume_lines(status, volume_infos, details)
     for line in lines:
         typer.echo(line)
     _resource_list(resource_list, details)
     _results(results, details)
+
+
+def _volume_lines(
+    status: Mapping[str, Any], volume_infos: Sequence[Mapping[str, Any]] | None, details: bool
+) -> list[str]:
+    """Velero's "Backup Volumes" and "HooksAttempted" parts of describe."""
+    lines = ["", "Backup Volumes:"]
+    csi = [info for info in volume_infos or () if info.get("backupMethod") == "CSISnapshot"]
+    copies = [info for info in volume_infos or () if info.get("backupMethod") == "PodVolumeBackup"]
+    if status.get("csiVolumeSnapshotsAttempted"):
+        lines.append(
+            f"  CSI Snapshots:  {status.get('csiVolumeSnapshotsCompleted', 0)} of "
+            f"{status['csiVolumeSnapshotsAttempted']} completed"
+        )
+    elif not csi:
+        lines.append("  CSI Snapshots:  <none included>")
+    if details:
+        for info in csi:
+            snapshot = info.get("csiSnapshotInfo") or {}
+            lines.append(
+                f"    {info.get('pvcNamespace')}/{info.get('pvcName')}: snapshot "
+                f"{snapshot.get('volumeSnapshotName')} (handle {snapshot.get('snapshotHandle')}, "
+                f"{snapshot.get('size', 0)} bytes)"
+            )
+    if copies:
+        by_result: dict[str, list[str]] = {}
+        for info in copies:
+            pvb = info.get("pvbInfo") or {}
+            result = "Completed" if info.get("result") == "succeeded" else "Failed"
+            by_result.setdefault(result, []).append(
+                f"{pvb.get('podNamespace')}/{pvb.get('podName')}: {pvb.get('volumeName')}"
+            )
+        lines.append("  Pod Volume Backups - restic:")
+        for result, entries in sorted(by_result.items()):
+            if details:
+                lines.append(f"    {result}:")
+                lines.extend(f"      {entry}" for entry in entries)
+            else:
+                lines.append(f"    {result}:  {len(entries)}")
+    else:
+        lines.append("  Pod Volume Backups:  <none included>")
+    hooks = status.get("hookStatus") or {}
+    lines += [
+        "",
+        f"HooksAttempted:  {hooks.get('hooksAttempted', 0)}",
+        f"HooksFailed:     {hooks.get('hooksFailed', 0)}",
+    ]
+    return lines
 
 
 def _cluster_scoped(value: object) -> str:

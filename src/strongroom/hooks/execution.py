@@ -13,7 +13,6 @@ keeps a chatty command (a database dump printing to stdout) from flooding it.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any, Final, Protocol
 
 from strongroom.errors import StrongroomError
 from strongroom.kube import KubeClient
+from strongroom.kube.exec import exec_command
 from strongroom.model.resources import ApiResource
 
 __all__ = [
@@ -136,8 +136,8 @@ def bounded_text(data: bytes, limit: int = OUTPUT_LIMIT) -> str:
 class KubeExecutor:
     """A :class:`PodExecutor` over the pod ``exec`` subresource of a cluster.
 
-    ``strongroom.kube.exec`` is imported on first use, so this package does
-    not depend on the exec client at import time.
+    Commands run through :func:`strongroom.kube.exec.exec_command` (the
+    websocket remote-command protocol).
     """
 
     def __init__(self, client: KubeClient) -> None:
@@ -147,9 +147,8 @@ class KubeExecutor:
         self, namespace: str, pod: str, container: str, command: list[str], timeout: float | None
     ) -> ExecOutcome:
         """Run `command` in `container` of `namespace`/`pod`; see :class:`PodExecutor`."""
-        exec_module: Any = importlib.import_module("strongroom.kube.exec")
         try:
-            result = await exec_module.exec_command(
+            result = await exec_command(
                 self._client, namespace, pod, container, list(command), timeout=timeout
             )
         except TimeoutError as exc:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
-import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,7 +97,7 @@ class _Result:
     stderr: bytes
 
 
-def _fake_exec_module(monkeypatch: pytest.MonkeyPatch, behaviour: Any) -> list[tuple[Any, ...]]:
+def _fake_exec_client(monkeypatch: pytest.MonkeyPatch, behaviour: Any) -> list[tuple[Any, ...]]:
     calls: list[tuple[Any, ...]] = []
 
     async def exec_command(
@@ -117,16 +115,14 @@ def _fake_exec_module(monkeypatch: pytest.MonkeyPatch, behaviour: Any) -> list[t
             raise behaviour
         return behaviour  # type: ignore[no-any-return]
 
-    module = types.ModuleType("strongroom.kube.exec")
-    module.exec_command = exec_command  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "strongroom.kube.exec", module)
+    monkeypatch.setattr("strongroom.hooks.execution.exec_command", exec_command)
     return calls
 
 
 @run_async
 async def test_kube_executor_calls_the_exec_client(monkeypatch: pytest.MonkeyPatch) -> None:
     client = object()
-    calls = _fake_exec_module(monkeypatch, _Result(2, b"out", b"err"))
+    calls = _fake_exec_client(monkeypatch, _Result(2, b"out", b"err"))
     outcome = await KubeExecutor(client).exec("ns", "web", "app", ["sh", "-c", "true"], 5.0)  # type: ignore[arg-type]
     assert outcome == ExecOutcome(2, b"out", b"err")
     assert calls == [(client, "ns", "web", "app", ["sh", "-c", "true"], 5.0)]
@@ -134,14 +130,14 @@ async def test_kube_executor_calls_the_exec_client(monkeypatch: pytest.MonkeyPat
 
 @run_async
 async def test_kube_executor_turns_a_timeout_into_hook_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    _fake_exec_module(monkeypatch, TimeoutError())
+    _fake_exec_client(monkeypatch, TimeoutError())
     with pytest.raises(HookTimeout, match="timed out after 5s"):
         await KubeExecutor(object()).exec("ns", "web", "app", ["x"], 5.0)  # type: ignore[arg-type]
 
 
 @run_async
 async def test_kube_executor_refuses_an_unknown_exit_status(monkeypatch: pytest.MonkeyPatch) -> None:
-    _fake_exec_module(monkeypatch, _Result(None, b"", b""))
+    _fake_exec_client(monkeypatch, _Result(None, b"", b""))
     with pytest.raises(HookError, match="without reporting an exit status"):
         await KubeExecutor(object()).exec("ns", "web", "app", ["x"], None)  # type: ignore[arg-type]
 

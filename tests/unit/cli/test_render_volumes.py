@@ -1,0 +1,51 @@
+"""`backup describe`'s volume and hook lines, from the backup's status and volume info."""
+
+from __future__ import annotations
+
+from strongroom.cli.render import _volume_lines
+
+INFOS = [
+    {
+        "backupMethod": "PodVolumeBackup",
+        "result": "succeeded",
+        "pvbInfo": {"podNamespace": "shop", "podName": "db-0", "volumeName": "data"},
+    },
+    {
+        "backupMethod": "PodVolumeBackup",
+        "result": "failed",
+        "pvbInfo": {"podNamespace": "shop", "podName": "db-1", "volumeName": "data"},
+    },
+    {
+        "backupMethod": "CSISnapshot",
+        "pvcNamespace": "shop",
+        "pvcName": "logs",
+        "csiSnapshotInfo": {
+            "volumeSnapshotName": "velero-logs-abcde",
+            "snapshotHandle": "snap-1",
+            "size": 42,
+        },
+    },
+]
+STATUS = {
+    "csiVolumeSnapshotsAttempted": 1,
+    "csiVolumeSnapshotsCompleted": 1,
+    "hookStatus": {"hooksAttempted": 3, "hooksFailed": 1},
+}
+
+
+def test_details_list_every_copy_and_snapshot() -> None:
+    text = "\n".join(_volume_lines(STATUS, INFOS, details=True))
+    assert "CSI Snapshots:  1 of 1 completed" in text
+    assert "shop/logs: snapshot velero-logs-abcde (handle snap-1, 42 bytes)" in text
+    assert "Completed:\n      shop/db-0: data" in text
+    assert "Failed:\n      shop/db-1: data" in text
+    assert "HooksAttempted:  3" in text and "HooksFailed:     1" in text
+
+
+def test_without_details_only_counts_and_an_empty_backup_says_none() -> None:
+    text = "\n".join(_volume_lines(STATUS, INFOS, details=False))
+    assert "Completed:  1" in text and "Failed:  1" in text and "db-0" not in text
+    empty = "\n".join(_volume_lines({}, [], details=False))
+    assert "CSI Snapshots:  <none included>" in empty
+    assert "Pod Volume Backups:  <none included>" in empty
+    assert "HooksAttempted:  0" in empty
