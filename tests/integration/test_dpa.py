@@ -516,3 +516,49 @@ def test_deleting_the_dpa_deletes_its_locations(sandbox: Sandbox, kube: Kube, ns
             return False
 
     eventually(gone, timeout=30)
+
+
+def node_agent(namespace: str) -> dict[str, Any]:
+    labels = {"name": "node-agent"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "node-agent", "namespace": namespace},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "securityContext": {"runAsUser": 0},
+                    "containers": [{"name": "node-agent", "image": "registry.example.com/agent:1"}],
+                },
+            },
+        },
+    }
+
+
+@run_async
+async def test_restic_supplemental_groups_reach_the_node_agent(
+    sandbox: Sandbox, kube: Kube, ns: str, clock: Clock
+) -> None:
+    """The guide's root_squash NFS case: the node agent runs with the DPA's supplemental groups."""
+    create_secret(kube, ns, "cloud-credentials-gcp", GCP_CREDENTIALS)
+    manifest = seed_dpa("dpa-1207-csi-gcp.yaml")
+    manifest["spec"]["configuration"]["restic"]["supplementalGroups"] = [5555, 6666]
+    apply_dpa(sandbox, ns, manifest)
+    # Without a node agent installed the locations are still reconciled.
+    outcome = await reconcile(sandbox, ns, "dpa-sample", clock)
+    assert outcome.errors == ()
+    sandbox.kubectl("apply", "-f", "-", input=yaml.safe_dump(node_agent(ns)))
+    outcome = await reconcile(sandbox, ns, "dpa-sample", clock)
+    assert outcome.errors == ()
+    daemonset = sandbox.kubectl_json("get", "daemonset", "node-agent", "-n", ns)
+    context = daemonset["spec"]["template"]["spec"]["securityContext"]
+    assert context == {"runAsUser": 0, "supplementalGroups": [5555, 6666]}
+    again = await reconcile(sandbox, ns, "dpa-sample", clock)
+    assert again.writes == 0
+    manifest["spec"]["configuration"]["restic"].pop("supplementalGroups")
+    apply_dpa(sandbox, ns, manifest)
+    await reconcile(sandbox, ns, "dpa-sample", clock)
+    daemonset = sandbox.kubectl_json("get", "daemonset", "node-agent", "-n", ns)
+    assert "supplementalGroups" not in daemonset["spec"]["template"]["spec"]["securityContext"]

@@ -398,7 +398,12 @@ def _node_agent_rbac(options: InstallOptions, groups: dict[str, list[str]]) -> l
                 groups, [*_READ, "update", "patch"], only={"podvolumebackups", "podvolumerestores"}
             ),
             # Where the repository lives: read only.
-            *_own_resources(groups, _READ, only={"backupstoragelocations", "backuprepositories"}),
+            *_own_resources(groups, _READ, only={"backupstoragelocations"}),
+            # The repository records it checks before each copy: created on demand, marked Ready or
+            # NotReady, and its own duplicate removed when two agents created one at once.
+            *_own_resources(
+                groups, [*_READ, "create", "update", "patch", "delete"], only={"backuprepositories"}
+            ),
             # The location's credentials: read one Secret at a time, never list or write.
             _rule([""], ["secrets"], ["get"]),
             _rule(["", "events.k8s.io"], ["events"], ["create", "patch"]),

@@ -209,6 +209,31 @@ def test_node_agent_mounts_the_kubelet_pods_directory_and_knows_its_node() -> No
     assert daemonset["spec"]["template"]["metadata"]["labels"]["name"] == "node-agent"
 
 
+def test_node_agent_runs_as_root_with_the_supplemental_groups_asked_for() -> None:
+    daemonset = _one(
+        render(
+            InstallOptions(namespace=NS, use_node_agent=True, node_agent_supplemental_groups=(5555, 6666))
+        ),
+        "DaemonSet",
+        "node-agent",
+    )
+    assert daemonset["spec"]["template"]["spec"]["securityContext"] == {
+        "runAsUser": 0,
+        "supplementalGroups": [5555, 6666],
+    }
+    plain = _one(render(InstallOptions(namespace=NS, use_node_agent=True)), "DaemonSet", "node-agent")
+    assert plain["spec"]["template"]["spec"]["securityContext"] == {"runAsUser": 0}
+    with pytest.raises(UsageError, match="supplemental-groups"):
+        InstallOptions(namespace=NS, use_node_agent=True, node_agent_supplemental_groups=(-1,))
+
+
+def test_node_agent_records_repositories_in_its_namespace_only() -> None:
+    objects = render(InstallOptions(namespace=NS, use_node_agent=True))
+    for verb in ("get", "create", "patch", "delete"):
+        assert allows(objects, "node-agent", verb, "velero.io", "backuprepositories", where=NS)
+        assert not allows(objects, "node-agent", verb, "velero.io", "backuprepositories", where="apps")
+
+
 def test_node_agent_is_unprivileged_unless_asked() -> None:
     daemonset = _one(render(InstallOptions(namespace=NS, use_node_agent=True)), "DaemonSet", "node-agent")
     assert daemonset["spec"]["template"]["spec"]["containers"][0]["securityContext"]["privileged"] is False
