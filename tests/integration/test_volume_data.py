@@ -241,13 +241,25 @@ def test_file_system_backup_with_hooks_restores_every_byte(cluster: tuple[Sandbo
                     "includedNamespaces": [namespace],
                     "postHooks": [
                         {
+                            "init": {
+                                "initContainers": [
+                                    {
+                                        "name": "restore-init",
+                                        "image": "registry.example.com/tools:1",
+                                        "command": ["/bin/sh", "-c", "ls /data > /data/init-hook.out"],
+                                        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                                    }
+                                ]
+                            }
+                        },
+                        {
                             "exec": {
                                 "container": "db",
                                 "command": ["/bin/sh", "-c", "ls /data > /data/restore-hook.out"],
                                 "waitTimeout": "2m",
                                 "execTimeout": "30s",
                             }
-                        }
+                        },
                     ],
                 }
             ]
@@ -257,7 +269,8 @@ def test_file_system_backup_with_hooks_restores_every_byte(cluster: tuple[Sandbo
     assert restored["status"]["hookStatus"] == {"hooksAttempted": 1}
     sandbox.kubectl("rollout", "status", "deployment/db", "-n", namespace, "--timeout=60s")
     (pod,) = sandbox.kubectl_json("get", "pods", "-n", namespace, "-l", "app=db")["items"]
-    assert pod["spec"]["initContainers"][0]["name"] == "restore-wait"
+    # restore-wait first, then the init hook: it sees the restored data.
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["restore-wait", "restore-init"]
     assert pod["status"]["phase"] == "Running"
     back = data_dir(sandbox, namespace)
     assert back != data
@@ -265,6 +278,8 @@ def test_file_system_backup_with_hooks_restores_every_byte(cluster: tuple[Sandbo
     assert got.pop("frozen.marker").startswith(hashlib.sha256(b"frozen\n").hexdigest())
     assert "restore-hook.out" in got and "app.db" in (back / "restore-hook.out").read_text().split()
     got.pop("restore-hook.out")
+    assert "app.db" in (back / "init-hook.out").read_text().split()
+    got.pop("init-hook.out")
     assert got == expected
     with sqlite3.connect(back / "app.db") as db:
         assert db.execute("pragma integrity_check").fetchone() == ("ok",)

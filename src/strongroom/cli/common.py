@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -339,3 +340,26 @@ class ProgressReporter:
     def update(self, done: int, total: int) -> None:
         if self._progress is not None:
             self._progress.update(self._task, completed=done, total=max(total, done) or None)
+
+
+def run_until_signalled(
+    kubeconfig: str | None,
+    kubecontext: str | None,
+    main: Callable[[KubeClient, asyncio.Event], Awaitable[int]],
+) -> None:
+    """Run a long-lived command (server, node agent) until SIGTERM or SIGINT; exit with its code."""
+
+    from strongroom.kube import KubeClient  # loaded only by the commands that run
+
+    async def go() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, stop.set)
+        async with await KubeClient.connect(kubeconfig, kubecontext) as kube:
+            return await main(kube, stop)
+
+    code = asyncio.run(go())
+    if code:
+        raise typer.Exit(code)

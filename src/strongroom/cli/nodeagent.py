@@ -10,18 +10,15 @@ that the application starts only when every restored volume holds its data
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import shutil
-import signal
 import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from strongroom.cli.common import ContextOption, KubeconfigOption
+from strongroom.cli.common import ContextOption, KubeconfigOption, run_until_signalled
 from strongroom.errors import UsageError
 
 __all__ = ["node_agent", "restore_wait"]
@@ -68,7 +65,6 @@ def node_agent(
     """Run the node agent: back up and restore the volumes of this node's pods with restic."""
     from strongroom.controller.logs import configure_logging, parse_level
     from strongroom.controller.nodeagent import NodeAgentOptions, run_node_agent
-    from strongroom.kube import KubeClient
 
     parse_level(log_level)
     if log_format not in ("json", "text"):
@@ -100,18 +96,7 @@ def node_agent(
     )
     configure_logging(log_level, "json" if log_format == "json" else "text")
 
-    async def main() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, stop.set)
-        async with await KubeClient.connect(kubeconfig, kubecontext) as kube:
-            return await run_node_agent(kube, options, stop=stop)
-
-    code = asyncio.run(main())
-    if code:
-        raise typer.Exit(code)
+    run_until_signalled(kubeconfig, kubecontext, lambda kube, stop: run_node_agent(kube, options, stop=stop))
 
 
 def restore_wait(

@@ -7,18 +7,15 @@ is how the tests and the sandbox run it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import os
-import signal
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from strongroom.cli.common import ContextOption, KubeconfigOption
+from strongroom.cli.common import ContextOption, KubeconfigOption, run_until_signalled
 from strongroom.errors import UsageError
 
 __all__ = ["server"]
@@ -122,7 +119,6 @@ def server(
     from strongroom.controller.context import ServerConfig
     from strongroom.controller.logs import configure_logging, parse_level
     from strongroom.controller.server import ServerOptions, run_server
-    from strongroom.kube import KubeClient
 
     parse_level(log_level)
     if log_format not in ("json", "text"):
@@ -156,15 +152,4 @@ def server(
     )
     configure_logging(log_level, "json" if log_format == "json" else "text")
 
-    async def main() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, stop.set)
-        async with await KubeClient.connect(kubeconfig, kubecontext) as kube:
-            return await run_server(kube, options, stop=stop)
-
-    code = asyncio.run(main())
-    if code:
-        raise typer.Exit(code)
+    run_until_signalled(kubeconfig, kubecontext, lambda kube, stop: run_server(kube, options, stop=stop))

@@ -26,6 +26,7 @@ from strongroom.model.velero import format_timestamp, parse_timestamp
 from strongroom.storage import Layout, ObjectStore, open_store, validate_top_level
 from strongroom.storage.catalog import BackupCatalog
 from strongroom.storage.credentials import AwsCredentials, parse_credentials
+from strongroom.volumes.location import RepositoryLocation
 
 __all__ = ["LocationController", "Locations", "is_read_only"]
 
@@ -57,25 +58,11 @@ class Locations:
 
     async def store(self, location: Mapping[str, Any]) -> ObjectStore:
         """The location's object store; StorageConfigError/UsageError when it cannot be opened."""
-        spec = location.get("spec") or {}
-        name = location.get("metadata", {}).get("name", "?")
-        provider = str(spec.get("provider") or "")
-        object_storage = spec.get("objectStorage") or {}
-        bucket = str(object_storage.get("bucket") or "")
-        if not provider:
-            raise UsageError(f"location {name}: spec.provider is required")
-        if not bucket:
-            raise UsageError(f"location {name}: spec.objectStorage.bucket is required")
-        config = {str(k): str(v) for k, v in (spec.get("config") or {}).items()}
-        if object_storage.get("caCert"):
-            config["caCert"] = str(object_storage["caCert"])
-        credentials = None
-        if provider not in ("local",):
-            content, source = await self._credentials(name, spec)
-            if content is not None:
-                credentials = parse_credentials(content, config.get("profile") or "default", source=source)
+        # Checked before its Secret is read: a location without provider or bucket says so first.
+        parsed = RepositoryLocation.from_location(location)
+        credentials = await self.credentials(location)
         return await asyncio.to_thread(
-            open_store, provider, bucket, str(object_storage.get("prefix") or ""), config, credentials
+            open_store, parsed.provider, parsed.bucket, parsed.prefix, dict(parsed.config), credentials
         )
 
     async def credentials(self, location: Mapping[str, Any]) -> AwsCredentials | None:

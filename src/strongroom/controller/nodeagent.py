@@ -21,8 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -32,6 +31,8 @@ import kopf
 from strongroom import __version__
 from strongroom.controller.context import ServerConfig, ServerContext, ServerResources, phase_of
 from strongroom.controller.locations import Locations
+from strongroom.controller.operator import on_velero_event, operator_registry
+from strongroom.controller.runs import ProgressWriter
 from strongroom.errors import NotFoundError, StrongroomError, UsageError
 from strongroom.kube import ApiResource, KubeClient, KubeConflict
 from strongroom.model.podvolume import PodVolumeBackup, PodVolumeRestore
@@ -57,7 +58,6 @@ PENDING: Final = ("", "New")
 RESTORE_WAIT_CONTAINER: Final = "restore-wait"
 RESTORE_UID_LABEL: Final = "velero.io/restore-uid"
 _EMPTY_VOLUME: Final = "volume was empty so no snapshot was taken"
-_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -82,37 +82,6 @@ class _PodResources:
     pods: ApiResource
     claims: ApiResource
     volumes: ApiResource
-
-
-class _Progress:
-    """Writes bytes done/total into a resource's status at most once per interval, never blocking the copy."""
-
-    def __init__(self, ctx: ServerContext, res: ApiResource, name: str, interval: float) -> None:
-        self._ctx = ctx
-        self._res = res
-        self._name = name
-        self._interval = interval
-        self._last = 0.0
-        self._pending: asyncio.Task[Any] | None = None
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self._last < self._interval or (self._pending is not None and not self._pending.done()):
-            return
-        self._last = now
-        status = {"progress": {"totalBytes": total, "bytesDone": done}}
-        self._pending = asyncio.ensure_future(self._write(status))
-
-    async def _write(self, status: dict[str, Any]) -> None:
-        try:
-            await self._ctx.patch_status(self._res, self._name, status)
-        except StrongroomError as exc:
-            _log.debug("progress of %s not written: %s", self._name, exc.message)
-
-    async def settle(self) -> None:
-        """Wait for a write in flight, so that it cannot land after the final status."""
-        if self._pending is not None:
-            await asyncio.gather(self._pending, return_exceptions=True)
 
 
 class NodeAgent:
@@ -187,7 +156,9 @@ class NodeAgent:
                 return
             if not await self._claim(res, current, {}):
                 return
-            progress = _Progress(self.ctx, res, name, self.options.progress_interval)
+            progress = ProgressWriter(
+                self.ctx, res, name, ("bytesDone", "totalBytes"), interval=self.options.progress_interval
+            )
             try:
                 final = await self._back_up(current, progress)
             except asyncio.CancelledError:
@@ -197,7 +168,7 @@ class NodeAgent:
             await progress.settle()
             await self._finish(res, name, "podvolumebackup", final)
 
-    async def _back_up(self, body: Mapping[str, Any], progress: _Progress) -> dict[str, Any]:
+    async def _back_up(self, body: Mapping[str, Any], progress: ProgressWriter) -> dict[str, Any]:
         pvb = PodVolumeBackup.model_validate(body)
         spec = pvb.spec
         pod = await self._pod(spec.pod.namespace, spec.pod.name)
@@ -262,7 +233,9 @@ class NodeAgent:
                 return
             if not await self._claim(res, current, {"node": self.options.node}):
                 return
-            progress = _Progress(self.ctx, res, name, self.options.progress_interval)
+            progress = ProgressWriter(
+                self.ctx, res, name, ("bytesDone", "totalBytes"), interval=self.options.progress_interval
+            )
             try:
                 final = await self._restore(current, pod, progress)
             except asyncio.CancelledError:
@@ -288,7 +261,7 @@ class NodeAgent:
         return f"the {RESTORE_WAIT_CONTAINER} init container of its pod is not running"
 
     async def _restore(
-        self, body: Mapping[str, Any], pod: Mapping[str, Any], progress: _Progress
+        self, body: Mapping[str, Any], pod: Mapping[str, Any], progress: ProgressWriter
     ) -> dict[str, Any]:
         pvr = PodVolumeRestore.model_validate(body)
         spec = pvr.spec
@@ -419,59 +392,10 @@ class NodeAgent:
     # -- kopf -------------------------------------------------------------------
 
     def registry(self) -> kopf.OperatorRegistry:
-        registry = kopf.OperatorRegistry()
-        kube = self.ctx.kube
-
-        @kopf.on.login(registry=registry)
-        async def login(**_: Any) -> kopf.ConnectionInfo:
-            settings = await kube.connection_settings()
-            return kopf.ConnectionInfo(
-                server=settings.server,
-                ca_path=settings.ca_file,
-                insecure=settings.insecure,
-                token=settings.token,
-                certificate_path=settings.cert_file,
-                private_key_path=settings.key_file,
-                default_namespace=settings.default_namespace,
-            )
-
-        @kopf.on.startup(registry=registry)
-        async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-            settings.peering.standalone = True
-            settings.posting.level = logging.ERROR
-            settings.watching.server_timeout = 300
-            settings.networking.request_timeout = 60
-
-        def on(resource: str, handler: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
-            @kopf.on.event("velero.io", "v1", resource, registry=registry)
-            async def event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
-                if event.get("type") == "DELETED":
-                    return
-                obj = dict(body)
-                await _retrying(f"{resource} {obj['metadata']['name']}", lambda: handler(obj))
-
-        on("podvolumebackups", self.reconcile_backup)
-        on("podvolumerestores", self.reconcile_restore)
+        registry = operator_registry(self.ctx.kube)
+        on_velero_event(registry, "podvolumebackups", self.reconcile_backup)
+        on_velero_event(registry, "podvolumerestores", self.reconcile_restore)
         return registry
-
-
-async def _retrying(what: str, call: Callable[[], Awaitable[None]]) -> None:
-    """One reconcile; an unexpected failure (the API server restarting) is retried with backoff."""
-    delay = 1.0
-    for attempt in range(1, _ATTEMPTS + 1):
-        try:
-            await call()
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            message = exc.message if isinstance(exc, StrongroomError) else f"{type(exc).__name__}: {exc}"
-            if attempt == _ATTEMPTS:
-                _log.error("%s failed %d times, giving up: %s", what, attempt, message)
-                return
-            _log.warning("%s failed (attempt %d), retrying in %.0fs: %s", what, attempt, delay, message)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
 
 
 def _restore_uid(pvr: Mapping[str, Any]) -> str:

@@ -33,19 +33,31 @@ PENDING: Final = ("", "New")
 class ProgressWriter:
     """Writes a run's progress into the resource's status, at most once per interval."""
 
-    def __init__(self, ctx: ServerContext, res: ApiResource, name: str, fields: tuple[str, str]) -> None:
+    def __init__(
+        self,
+        ctx: ServerContext,
+        res: ApiResource,
+        name: str,
+        fields: tuple[str, str],
+        *,
+        interval: float | None = None,
+    ) -> None:
         self._ctx = ctx
         self._res = res
         self._name = name
         self._fields = fields
+        self._interval = ctx.config.progress_interval.total_seconds() if interval is None else interval
         self._last = 0.0
         self._pending: asyncio.Task[Any] | None = None
         self._loop = asyncio.get_running_loop()
 
+    def __call__(self, done: int, total: int) -> None:
+        self.update(done, total)
+
     def update(self, done: int, total: int) -> None:
         # Called from the engine (possibly another thread); writes never block the run.
         now = time.monotonic()
-        if now - self._last < self._ctx.config.progress_interval.total_seconds():
+        if now - self._last < self._interval:
             return
         self._last = now
         done_field, total_field = self._fields

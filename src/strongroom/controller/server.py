@@ -38,6 +38,7 @@ from strongroom.controller.leader import LeaderElector
 from strongroom.controller.locations import LocationController, Locations
 from strongroom.controller.logs import set_level
 from strongroom.controller.metrics import ServerMetrics
+from strongroom.controller.operator import on_velero_event, operator_registry, retrying
 from strongroom.controller.restores import RestoreController
 from strongroom.controller.schedules import ScheduleController
 from strongroom.controller.sync import BackupSync
@@ -52,7 +53,6 @@ _log = logging.getLogger(__name__)
 
 LEASE_NAME = "strongroom-server"
 # Retries of a reconcile that failed for an unexpected reason (the API server restarting).
-_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -128,25 +128,6 @@ class _Events:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-async def _retrying(what: str, call: Callable[[], Awaitable[None]]) -> None:
-    """Run one reconcile; an unexpected failure is retried with backoff, then logged."""
-    delay = 1.0
-    for attempt in range(1, _ATTEMPTS + 1):
-        try:
-            await call()
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            message = exc.message if isinstance(exc, StrongroomError) else f"{type(exc).__name__}: {exc}"
-            if attempt == _ATTEMPTS:
-                _log.error("%s failed %d times, giving up: %s", what, attempt, message)
-                return
-            _log.warning("%s failed (attempt %d), retrying in %.0fs: %s", what, attempt, delay, message)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
-
-
 class Server:
     """The controllers of one namespace, wired to kopf and to the periodic loops."""
 
@@ -174,64 +155,26 @@ class Server:
         await self.restores.recover_in_progress()
 
     def registry(self) -> kopf.OperatorRegistry:
-        registry = kopf.OperatorRegistry()
-        kube = self.ctx.kube
-
-        @kopf.on.login(registry=registry)
-        async def login(**_: Any) -> kopf.ConnectionInfo:
-            settings = await kube.connection_settings()
-            return kopf.ConnectionInfo(
-                server=settings.server,
-                ca_path=settings.ca_file,
-                insecure=settings.insecure,
-                token=settings.token,
-                certificate_path=settings.cert_file,
-                private_key_path=settings.key_file,
-                default_namespace=settings.default_namespace,
-            )
-
-        @kopf.on.startup(registry=registry)
-        async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-            settings.peering.standalone = True
-            # Our controllers post their own events; kopf only reports its failures.
-            settings.posting.level = logging.ERROR
-            settings.watching.server_timeout = 300
-            settings.networking.request_timeout = 60
-
-        def on(resource: str, handler: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
-            @kopf.on.event("velero.io", "v1", resource, registry=registry)
-            async def event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
-                if event.get("type") == "DELETED":
-                    return
-                obj = dict(body)
-                await _retrying(f"{resource} {obj['metadata']['name']}", lambda: handler(obj))
-
-        on("backups", self.backups.reconcile)
-        on("restores", self.restores.reconcile)
-        on("deletebackuprequests", self.deletions.reconcile)
-        on("downloadrequests", self.downloads.reconcile)
-        on("serverstatusrequests", self.status_requests.reconcile)
-
-        def forgetting(
-            resource: str, handler: Callable[[dict[str, Any]], Awaitable[None]], forget: Callable[[str], None]
-        ) -> None:
-            # Kinds whose deletion the server must notice (their metrics, their in-memory state).
-            @kopf.on.event("velero.io", "v1", resource, registry=registry)
-            async def event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
-                if event.get("type") == "DELETED":
-                    forget(str(body["metadata"]["name"]))
-                    return
-                obj = dict(body)
-                await _retrying(f"{resource} {obj['metadata']['name']}", lambda: handler(obj))
-
-        forgetting("schedules", self.schedules.reconcile, self.schedules.forget)
-        forgetting("backupstoragelocations", self._location_changed, self._location_deleted)
+        registry = operator_registry(self.ctx.kube)
+        for resource, handler in (
+            ("backups", self.backups.reconcile),
+            ("restores", self.restores.reconcile),
+            ("deletebackuprequests", self.deletions.reconcile),
+            ("downloadrequests", self.downloads.reconcile),
+            ("serverstatusrequests", self.status_requests.reconcile),
+        ):
+            on_velero_event(registry, resource, handler)
+        # Kinds whose deletion the server must notice (their metrics, their in-memory state).
+        on_velero_event(registry, "schedules", self.schedules.reconcile, deleted=self.schedules.forget)
+        on_velero_event(
+            registry, "backupstoragelocations", self._location_changed, deleted=self._location_deleted
+        )
 
         @kopf.on.event("oadp.openshift.io", "v1alpha1", "dataprotectionapplications", registry=registry)
         async def dpa_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
             if event.get("type") == "DELETED":
                 return
-            await _retrying(
+            await retrying(
                 f"dataprotectionapplication {body['metadata']['name']}", lambda: self._dpa(dict(body))
             )
 

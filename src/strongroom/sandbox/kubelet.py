@@ -50,7 +50,7 @@ from strongroom.sandbox.containers import (
 )
 from strongroom.sandbox.engine import DeleteOptions, Engine, ListOptions, Target, WriteOptions, now_rfc3339
 from strongroom.sandbox.runtime import HOSTPATH_DRIVER, LogOptions, node_root, volume_dir
-from strongroom.sandbox.scheduler import record_event, set_condition, watch_changes
+from strongroom.sandbox.scheduler import record_event, set_condition, sync_on_changes
 from strongroom.sandbox.tokens import ISSUER, TokenIssuer
 
 log = logging.getLogger(__name__)
@@ -949,22 +949,7 @@ class Kubelets:
             ("", "configmaps"),
             ("", "secrets"),
         ]
-        watcher = asyncio.create_task(watch_changes(self.engine, resources, self.poke))
-        try:
-            while True:
-                self._wake.clear()
-                try:
-                    await self.sync_once()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("kubelet sync failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), _RESYNC_SECONDS)
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(BaseException):
-                await watcher
+        await sync_on_changes(self.engine, resources, self._wake, self.sync_once, "kubelet sync")
 
     async def sync_once(self) -> None:
         listing = await self.engine.list(Target(self.pods_rt), ListOptions())

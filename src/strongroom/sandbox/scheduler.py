@@ -14,7 +14,7 @@ import contextlib
 import copy
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from strongroom.sandbox import apierrors
@@ -274,6 +274,32 @@ async def watch_changes(
     await asyncio.gather(*(one(resource) for _group, resource in resources))
 
 
+async def sync_on_changes(
+    engine: Engine,
+    resources: Iterable[tuple[str, str]],
+    wake: asyncio.Event,
+    sync_once: Callable[[], Awaitable[None]],
+    what: str,
+) -> None:
+    """Run ``sync_once`` whenever these resources change (``wake`` set) and at least every few seconds."""
+    watcher = asyncio.create_task(watch_changes(engine, resources, wake.set))
+    try:
+        while True:
+            wake.clear()
+            try:
+                await sync_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s failed", what)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), _RESYNC_SECONDS)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(BaseException):
+            await watcher
+
+
 class Scheduler:
     """Binds the pods of the default scheduler; one loop woken by pod, node and claim changes."""
 
@@ -286,26 +312,13 @@ class Scheduler:
         self._wake.set()
 
     async def run(self) -> None:
-        watcher = asyncio.create_task(
-            watch_changes(
-                self.engine, [("", "pods"), ("", "nodes"), ("", "persistentvolumeclaims")], self.poke
-            )
+        await sync_on_changes(
+            self.engine,
+            [("", "pods"), ("", "nodes"), ("", "persistentvolumeclaims")],
+            self._wake,
+            self.sync_once,
+            "scheduling pass",
         )
-        try:
-            while True:
-                self._wake.clear()
-                try:
-                    await self.sync_once()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("scheduling pass failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), _RESYNC_SECONDS)
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(BaseException):
-                await watcher
 
     async def _list(self, resource: str, namespace: str | None = None) -> list[JsonObject]:
         rt = self.engine.registry.lookup("", "v1", resource)
