@@ -243,7 +243,6 @@ class BackupRunner:
             repositories=volumes.repositories,
             hooks=self._hooks(manifest, volumes, run_log) if volumes.hooks else None,
             default_to_fs_backup=volumes.default_to_fs_backup,
-            clock=self._clock,
             **extra,
         )
 

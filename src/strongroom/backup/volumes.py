@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final, Protocol
 
 from strongroom.archive import Results
@@ -110,7 +110,6 @@ class VolumeBackups:
         hooks: BackupHookRunner | None = None,
         default_to_fs_backup: bool = False,
         fs_backup_timeout: timedelta = DEFAULT_FS_BACKUP_TIMEOUT,
-        clock: Callable[[], datetime] | None = None,
         poll: float = 0.5,
     ) -> None:
         self._kube = kube
@@ -119,7 +118,6 @@ class VolumeBackups:
         self._log = log
         self._repositories = repositories
         self._hooks = hooks
-        self._clock = clock or (lambda: datetime.now(UTC))
         self._poll = poll
         self._fs_timeout = fs_backup_timeout
         metadata = backup.get("metadata") or {}
@@ -127,7 +125,6 @@ class VolumeBackups:
         self._name = str(metadata.get("name"))
         self._namespace = str(metadata.get("namespace") or "velero")
         self._uid = metadata.get("uid")
-        self._spec = spec
         self._default_fs = defaults_to_fs_backup(spec, default_to_fs_backup)
         self._snapshot_volumes = spec.get("snapshotVolumes") is not False
         self._csi_timeout = _duration(spec.get("csiSnapshotTimeout"), DEFAULT_CSI_TIMEOUT)
@@ -140,7 +137,6 @@ class VolumeBackups:
         self._snapshots = discovery.find(SNAPSHOT_GROUP, "volumesnapshots")
         self._contents = discovery.find(SNAPSHOT_GROUP, "volumesnapshotcontents")
         self._classes = discovery.find(SNAPSHOT_GROUP, "volumesnapshotclasses")
-        self._storage_classes = discovery.find("storage.k8s.io", "storageclasses")
         # Claims whose data a pod volume backup copies: CSI leaves them alone.
         self._fs_claims: set[tuple[str, str]] = set()
         # Claims already handed to a PodVolumeBackup: a claim mounted by several pods is copied once.
