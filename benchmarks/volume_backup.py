@@ -38,9 +38,11 @@ def _kubectl(kubeconfig: str, *args: str, input: str | None = None) -> str:
         capture_output=True,
         text=True,
         env={**os.environ, "KUBECONFIG": kubeconfig},
-        check=True,
+        check=False,
         timeout=300,
     )
+    if proc.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
     return proc.stdout
 
 
