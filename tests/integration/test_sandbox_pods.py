@@ -435,3 +435,203 @@ def _http_status(sandbox: Sandbox, token: str) -> int:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return exc.code
+
+
+def _processes_running(needle: str) -> list[int]:
+    """Live container processes whose command line contains ``needle`` (zombies excluded)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if needle not in cmdline or "bwrap" in cmdline or "kubectl" in cmdline:
+            continue  # the container's own processes only, not its sandbox or the client
+        if pid_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_volume_named_like_a_host_path_is_refused(sandbox: Sandbox, namespace: str) -> None:
+    bad = pod(
+        "escape",
+        {"name": "c", "image": "busybox", "volumeMounts": [{"name": "/etc/cron.d", "mountPath": "/x"}]},
+        volumes=[{"name": "/etc/cron.d", "configMap": {"name": "anything"}}],
+    )
+    done = sandbox.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(bad), check=False)
+    assert done.returncode != 0
+    assert (
+        'spec.volumes[0].name: Invalid value: "/etc/cron.d": a lowercase RFC 1123 label must consist of'
+        in done.stderr
+    )
+
+
+def test_a_sub_path_file_and_a_sub_path_expression_are_mounted(sandbox: Sandbox, namespace: str) -> None:
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "settings"},
+        "data": {"app.conf": "answer=42\n"},
+    }
+    script = "cat /config/app.conf; echo per-pod > /data/out; echo literal > /literal/out; sleep 3600"
+    container = {
+        "name": "c",
+        "image": "busybox",
+        "command": ["sh", "-c", script],
+        "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        "volumeMounts": [
+            {"name": "cfg", "mountPath": "/config/app.conf", "subPath": "app.conf"},
+            {"name": "scratch", "mountPath": "/data", "subPathExpr": "$(POD_NAME)"},
+            {"name": "scratch", "mountPath": "/literal", "subPath": "$(POD_NAME)"},
+        ],
+    }
+    apply(
+        sandbox,
+        namespace,
+        config,
+        pod(
+            "sub",
+            container,
+            volumes=[{"name": "cfg", "configMap": {"name": "settings"}}, {"name": "scratch", "emptyDir": {}}],
+        ),
+    )
+    running = wait_pod(sandbox, namespace, "sub", "Running")
+    logs = eventually(lambda: sandbox.kubectl("logs", "-n", namespace, "sub").stdout or None, timeout=5)
+    assert logs == "answer=42\n"
+    scratch = (
+        node_root(sandbox.dir, running["spec"]["nodeName"])
+        / "var/lib/kubelet/pods"
+        / running["metadata"]["uid"]
+        / "volumes/kubernetes.io~empty-dir/scratch"
+    )
+    assert eventually((scratch / "sub" / "out").exists, timeout=5)
+    assert (scratch / "sub" / "out").read_text() == "per-pod\n"
+    assert (scratch / "$(POD_NAME)" / "out").read_text() == "literal\n"
+
+
+def test_the_projected_token_outlives_its_hour_and_strongroom_pods_get_home_tmp(
+    sandbox: Sandbox, namespace: str
+) -> None:
+    token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    apply(
+        sandbox,
+        namespace,
+        pod(
+            "reader", {"name": "c", "image": "busybox", "command": ["cat", token_file]}, restartPolicy="Never"
+        ),
+        pod(
+            "home",
+            {
+                "name": "c",
+                "image": "strongroom/strongroom:1",
+                "command": ["sh", "-c", "echo $HOME; ls /root"],
+            },
+            restartPolicy="Never",
+        ),
+    )
+    wait_pod(sandbox, namespace, "reader", "Succeeded")
+    token = sandbox.kubectl("logs", "-n", namespace, "reader").stdout.strip()
+    claims = json.loads(_b64url(token.split(".")[1]))
+    assert claims["exp"] - claims["iat"] == 365 * 24 * 3600  # kube's extended expiry for 3607 s
+    assert claims["kubernetes.io"]["pod"]["name"] == "reader"
+    # The host's /root (with its kubeconfig) is not visible: ls fails, the pod fails.
+    wait_pod(sandbox, namespace, "home", "Failed")
+    assert sandbox.kubectl("logs", "-n", namespace, "home").stdout.splitlines()[0] == "/tmp"
+
+
+def test_a_pod_on_a_node_no_kubelet_runs_is_deleted_at_once(sandbox: Sandbox, namespace: str) -> None:
+    apply(sandbox, namespace, pod("orphan", {"name": "c", "image": "busybox"}, nodeName="no-such-node"))
+    sandbox.kubectl("delete", "pod", "orphan", "-n", namespace, "--wait=false")
+    assert sandbox.kubectl("get", "pod", "orphan", "-n", namespace, check=False).returncode != 0
+
+
+def test_an_unexpected_volume_failure_is_reported_as_failed_mount(sandbox: Sandbox, namespace: str) -> None:
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "clash"},
+        "data": {"a": "1", "b": "2"},
+    }
+    # "x" is written as a file, then "x/y" needs it to be a directory: the kubelet's write fails.
+    items = [{"key": "a", "path": "x"}, {"key": "b", "path": "x/y"}]
+    apply(
+        sandbox,
+        namespace,
+        config,
+        pod(
+            "clash",
+            {"name": "c", "image": "busybox", "volumeMounts": [{"name": "v", "mountPath": "/v"}]},
+            volumes=[{"name": "v", "configMap": {"name": "clash", "items": items}}],
+        ),
+    )
+
+    def failed_mount() -> JsonObject | None:
+        events = sandbox.kubectl_json(
+            "get",
+            "events",
+            "-n",
+            namespace,
+            "--field-selector",
+            "involvedObject.name=clash,reason=FailedMount",
+        )
+        return events["items"][0] if events["items"] else None
+
+    event = eventually(failed_mount, timeout=10)
+    assert event["message"].startswith("MountVolume.SetUp failed")
+    assert get_pod(sandbox, namespace, "clash")["status"]["phase"] == "Pending"
+    sandbox.kubectl("delete", "pod", "clash", "-n", namespace, "--timeout=15s")
+
+
+def test_probe_and_exec_processes_end_with_the_pod(sandbox: Sandbox, namespace: str) -> None:
+    marker_probe, marker_exec = "sleep 2871", "sleep 2872"
+    probe = {"exec": {"command": ["sh", "-c", f"{marker_probe}; true"]}, "timeoutSeconds": 600}
+    apply(
+        sandbox,
+        namespace,
+        pod(
+            "probed",
+            {"name": "c", "image": "busybox", "readinessProbe": probe},
+            terminationGracePeriodSeconds=1,
+        ),
+    )
+    wait_pod(sandbox, namespace, "probed", "Running")
+    env = {**os.environ, "KUBECONFIG": sandbox.kubeconfig}
+    session = subprocess.Popen(
+        [kubectl_binary(), "exec", "-n", namespace, "probed", "--", "sh", "-c", f"{marker_exec}; true"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        eventually(lambda: _processes_running(marker_probe) or None, timeout=10, interval=0.1)
+        eventually(lambda: _processes_running(marker_exec) or None, timeout=10, interval=0.1)
+        sandbox.kubectl("delete", "pod", "probed", "-n", namespace, "--timeout=15s")
+        eventually(
+            lambda: not _processes_running(marker_probe) and not _processes_running(marker_exec), timeout=5
+        )
+    finally:
+        session.kill()
+        session.wait()
+
+
+def test_an_exec_client_going_away_ends_everything_its_command_started(
+    sandbox: Sandbox, namespace: str
+) -> None:
+    marker = "sleep 2873"
+    apply(sandbox, namespace, pod("shell", {"name": "c", "image": "busybox"}))
+    wait_pod(sandbox, namespace, "shell", "Running")
+    env = {**os.environ, "KUBECONFIG": sandbox.kubeconfig}
+    session = subprocess.Popen(
+        [kubectl_binary(), "exec", "-n", namespace, "shell", "--", "sh", "-c", f"{marker}; true"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        eventually(lambda: _processes_running(marker) or None, timeout=10, interval=0.1)
+    finally:
+        session.kill()
+        session.wait()
+    eventually(lambda: not _processes_running(marker), timeout=5)

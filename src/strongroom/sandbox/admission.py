@@ -312,6 +312,8 @@ def _kind_errors(rt: ResourceType, obj: JsonObject) -> list[Cause]:
             causes.append(("spec.containers", "FieldValueRequired", "Required value"))
         else:
             causes += _container_errors(containers, "spec.containers")
+        if isinstance(spec, dict):
+            causes += pod_spec_errors(spec, "spec")
     elif ident in {
         ("apps", "Deployment"),
         ("apps", "StatefulSet"),
@@ -327,6 +329,8 @@ def _kind_errors(rt: ResourceType, obj: JsonObject) -> list[Cause]:
             causes.append(("spec.template.spec.containers", "FieldValueRequired", "Required value"))
         else:
             causes += _container_errors(containers, "spec.template.spec.containers")
+        if isinstance(pod_spec, dict):
+            causes += pod_spec_errors(pod_spec, "spec.template.spec")
         selector = spec.get("selector") if isinstance(spec, dict) else None
         labels = (template or {}).get("metadata", {}).get("labels", {}) if isinstance(template, dict) else {}
         if isinstance(selector, dict) and isinstance(labels, dict):
@@ -395,16 +399,252 @@ def _container_errors(containers: Any, field: str) -> list[Cause]:
             causes.append((f"{path}.name", "FieldValueDuplicate", f'Duplicate value: "{name}"'))
         else:
             seen.add(name)
-            if not _DNS1123_LABEL.fullmatch(str(name)):
-                causes.append(
-                    (
-                        f"{path}.name",
-                        "FieldValueInvalid",
-                        f"Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'",
-                    )
-                )
+            causes += _rfc1123_label_errors(f"{path}.name", str(name))
         if not container.get("image"):
             causes.append((f"{path}.image", "FieldValueRequired", "Required value"))
+    return causes
+
+
+_RFC1123_LABEL_MESSAGE = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
+    "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
+    "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+
+# kube's volume sources; a volume names exactly one of them.
+_VOLUME_SOURCES = (
+    "hostPath",
+    "emptyDir",
+    "gcePersistentDisk",
+    "awsElasticBlockStore",
+    "gitRepo",
+    "secret",
+    "nfs",
+    "iscsi",
+    "glusterfs",
+    "persistentVolumeClaim",
+    "rbd",
+    "flexVolume",
+    "cinder",
+    "cephfs",
+    "flocker",
+    "downwardAPI",
+    "fc",
+    "azureFile",
+    "configMap",
+    "vsphereVolume",
+    "quobyte",
+    "azureDisk",
+    "photonPersistentDisk",
+    "projected",
+    "portworxVolume",
+    "scaleIO",
+    "storageos",
+    "csi",
+    "ephemeral",
+    "image",
+)
+
+
+def _rfc1123_label_errors(field: str, value: str) -> list[Cause]:
+    if len(value) > 63:
+        return [(field, "FieldValueInvalid", f'Invalid value: "{value}": must be no more than 63 characters')]
+    if not _DNS1123_LABEL.fullmatch(value):
+        return [(field, "FieldValueInvalid", f'Invalid value: "{value}": {_RFC1123_LABEL_MESSAGE}')]
+    return []
+
+
+def relative_path_errors(path: str, field: str) -> list[Cause]:
+    """kube's validateLocalDescendingPath: a path inside a volume, never above or beside it."""
+    causes: list[Cause] = []
+    if path.startswith("/"):
+        causes.append((field, "FieldValueInvalid", f'Invalid value: "{path}": must be a relative path'))
+    if ".." in path.split("/"):
+        causes.append((field, "FieldValueInvalid", f"Invalid value: \"{path}\": must not contain '..'"))
+    return causes
+
+
+def _item_path_errors(path: Any, field: str) -> list[Cause]:
+    """kube's validateLocalNonReservedPath for the files a volume projects."""
+    if not isinstance(path, str) or not path:
+        return [(field, "FieldValueRequired", "Required value")]
+    causes = relative_path_errors(path, field)
+    if path.startswith("..") and not causes:
+        causes.append((field, "FieldValueInvalid", f"Invalid value: \"{path}\": must not start with '..'"))
+    return causes
+
+
+def _items_errors(items: Any, field: str) -> list[Cause]:
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        return [(field, "FieldValueInvalid", "Invalid value: must be a list")]
+    causes: list[Cause] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            causes.append((f"{field}[{index}]", "FieldValueInvalid", "Invalid value: must be an object"))
+            continue
+        causes += _item_path_errors(item.get("path"), f"{field}[{index}].path")
+    return causes
+
+
+def _volume_source_errors(kind: str, source: Any, field: str) -> list[Cause]:
+    """The parts of a volume source that name places on disk; the rest the kubelet reads as given."""
+    if source is None and kind == "emptyDir":
+        return []
+    if not isinstance(source, dict):
+        return [(field, "FieldValueInvalid", "Invalid value: must be an object")]
+    if kind == "hostPath":
+        path = source.get("path")
+        if not isinstance(path, str) or not path:
+            return [(f"{field}.path", "FieldValueRequired", "Required value")]
+        causes: list[Cause] = []
+        if not path.startswith("/"):
+            causes.append(
+                (f"{field}.path", "FieldValueInvalid", f'Invalid value: "{path}": must be an absolute path')
+            )
+        if ".." in path.split("/"):
+            causes.append(
+                (f"{field}.path", "FieldValueInvalid", f"Invalid value: \"{path}\": must not contain '..'")
+            )
+        return causes
+    if kind in ("configMap", "secret", "downwardAPI"):
+        return _items_errors(source.get("items"), f"{field}.items")
+    if kind == "projected":
+        return _projected_errors(source.get("sources"), f"{field}.sources")
+    return []
+
+
+def _projected_errors(sources: Any, field: str) -> list[Cause]:
+    if sources is None:
+        return []
+    if not isinstance(sources, list):
+        return [(field, "FieldValueInvalid", "Invalid value: must be a list")]
+    causes: list[Cause] = []
+    for index, projection in enumerate(sources):
+        path = f"{field}[{index}]"
+        if not isinstance(projection, dict):
+            causes.append((path, "FieldValueInvalid", "Invalid value: must be an object"))
+            continue
+        for kind in ("configMap", "secret", "downwardAPI"):
+            part = projection.get(kind)
+            if part is None:
+                continue
+            if not isinstance(part, dict):
+                causes.append((f"{path}.{kind}", "FieldValueInvalid", "Invalid value: must be an object"))
+            else:
+                causes += _items_errors(part.get("items"), f"{path}.{kind}.items")
+        token = projection.get("serviceAccountToken")
+        if token is not None:
+            if not isinstance(token, dict):
+                causes.append(
+                    (f"{path}.serviceAccountToken", "FieldValueInvalid", "Invalid value: must be an object")
+                )
+            else:
+                causes += _item_path_errors(token.get("path"), f"{path}.serviceAccountToken.path")
+    return causes
+
+
+def _volume_errors(volumes: Any, field: str) -> tuple[list[Cause], set[str]]:
+    """Every volume's name (a DNS label, unique) and its one source; the valid names."""
+    if volumes is None:
+        return [], set()
+    if not isinstance(volumes, list):
+        return [(field, "FieldValueInvalid", "Invalid value: must be a list")], set()
+    causes: list[Cause] = []
+    names: set[str] = set()
+    for index, volume in enumerate(volumes):
+        path = f"{field}[{index}]"
+        if not isinstance(volume, dict):
+            causes.append((path, "FieldValueInvalid", "Invalid value: must be an object"))
+            continue
+        name = volume.get("name")
+        if not isinstance(name, str) or not name:
+            causes.append((f"{path}.name", "FieldValueRequired", "Required value"))
+        elif name in names:
+            causes.append((f"{path}.name", "FieldValueDuplicate", f'Duplicate value: "{name}"'))
+        else:
+            label = _rfc1123_label_errors(f"{path}.name", name)
+            causes += label
+            if not label:
+                names.add(name)
+        kinds = [k for k in _VOLUME_SOURCES if k in volume]
+        if not kinds:
+            causes.append((path, "FieldValueRequired", "Required value: must specify a volume type"))
+        elif len(kinds) > 1:
+            causes.append((path, "FieldValueForbidden", "Forbidden: may not specify more than 1 volume type"))
+        else:
+            causes += _volume_source_errors(kinds[0], volume[kinds[0]], f"{path}.{kinds[0]}")
+    return causes, names
+
+
+def _mount_errors(containers: Any, field: str, volumes: set[str], volume_causes: bool) -> list[Cause]:
+    """Each mount names a volume of the pod; subPath and subPathExpr stay inside it."""
+    if not isinstance(containers, list):
+        return []
+    causes: list[Cause] = []
+    for index, container in enumerate(containers):
+        mounts = container.get("volumeMounts") if isinstance(container, dict) else None
+        if mounts is None:
+            continue
+        path = f"{field}[{index}].volumeMounts"
+        if not isinstance(mounts, list):
+            causes.append((path, "FieldValueInvalid", "Invalid value: must be a list"))
+            continue
+        for number, mount in enumerate(mounts):
+            at = f"{path}[{number}]"
+            if not isinstance(mount, dict):
+                causes.append((at, "FieldValueInvalid", "Invalid value: must be an object"))
+                continue
+            name = mount.get("name")
+            if not name:
+                causes.append((f"{at}.name", "FieldValueRequired", "Required value"))
+            elif name not in volumes and not volume_causes:
+                causes.append((f"{at}.name", "FieldValueNotFound", f'Not found: "{name}"'))
+            if not mount.get("mountPath"):
+                causes.append((f"{at}.mountPath", "FieldValueRequired", "Required value"))
+            sub_path, expression = mount.get("subPath"), mount.get("subPathExpr")
+            if sub_path and expression:
+                causes.append(
+                    (
+                        f"{at}.subPathExpr",
+                        "FieldValueInvalid",
+                        f'Invalid value: "{expression}": subPathExpr and subPath are mutually exclusive',
+                    )
+                )
+            for key, value in (("subPath", sub_path), ("subPathExpr", expression)):
+                if value is None:
+                    continue
+                if not isinstance(value, str):
+                    causes.append((f"{at}.{key}", "FieldValueInvalid", "Invalid value: must be a string"))
+                else:
+                    causes += relative_path_errors(value, f"{at}.{key}")
+    return causes
+
+
+def pod_spec_errors(spec: JsonObject, field: str) -> list[Cause]:
+    """What kube validates of a pod spec beyond its containers: init containers, volumes, mounts.
+
+    These names and paths become paths on the node, so they are checked as strictly as kube does.
+    """
+    causes: list[Cause] = []
+    inits = spec.get("initContainers")
+    if inits is not None:
+        causes += _container_errors(inits, f"{field}.initContainers")
+        mains = {c.get("name") for c in spec.get("containers") or [] if isinstance(c, dict)}
+        for index, init in enumerate(inits if isinstance(inits, list) else []):
+            if isinstance(init, dict) and init.get("name") and init.get("name") in mains:
+                causes.append(
+                    (
+                        f"{field}.initContainers[{index}].name",
+                        "FieldValueDuplicate",
+                        f'Duplicate value: "{init["name"]}"',
+                    )
+                )
+    volume_causes, names = _volume_errors(spec.get("volumes"), f"{field}.volumes")
+    causes += volume_causes
+    for kind in ("initContainers", "containers"):
+        causes += _mount_errors(spec.get(kind), f"{field}.{kind}", names, bool(volume_causes))
     return causes
 
 

@@ -170,6 +170,8 @@ _NOT_SHARED = frozenset(
         "boot",
         # The node's own: kubelet mounts service-account tokens under /var/run.
         "var",
+        # The host's home of root holds its kubeconfig, which clients prefer to the service account.
+        "root",
     }
 )
 

@@ -1169,6 +1169,9 @@ class Engine:
             if policy in ("Foreground", "Background") and FINALIZER_ORPHAN in finalizers:
                 finalizers.remove(FINALIZER_ORPHAN)
             pod_grace = _pod_grace_period(rt, current.obj, opts)
+            if pod_grace > 0 and not await self._node_registered(current.obj):
+                # No kubelet will ever finish it: kube's PodGC force-deletes pods of unknown nodes.
+                pod_grace = 0
             graceful = bool(finalizers) or self._namespace_blocked(rt, current.obj) or pod_grace > 0
             if not graceful:
                 if opts.dry_run:
@@ -1210,6 +1213,15 @@ class Engine:
                 self.note_namespace(t.name, written.mod_revision, active=False)
             return self.to_external(rt, written.obj), False
         raise apierrors.timeout(f"too many concurrent changes while deleting {t.name}")
+
+    async def _node_registered(self, pod: JsonObject) -> bool:
+        """Whether the Node a pod is bound to exists (only a registered node's kubelet stops pods)."""
+        node = str((pod.get("spec") or {}).get("nodeName") or "")
+        rt = self.registry.lookup("", "v1", "nodes")
+        if not node or rt is None:
+            return False
+        found = await self.store.get(self.key(rt, None, node))
+        return found is not None
 
     def _deleted_response(self, rt: ResourceType, current: Stored) -> JsonObject:
         if (rt.group, rt.kind) in _RETURN_DELETED:

@@ -19,12 +19,13 @@ import contextlib
 import copy
 import dataclasses
 import logging
+import os
 import shutil
 import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,8 @@ from strongroom.sandbox.containers import (
 from strongroom.sandbox.engine import DeleteOptions, Engine, ListOptions, Target, WriteOptions, now_rfc3339
 from strongroom.sandbox.runtime import HOSTPATH_DRIVER, LogOptions, node_root, volume_dir
 from strongroom.sandbox.scheduler import record_event, set_condition, sync_on_changes
-from strongroom.sandbox.tokens import ISSUER, TokenIssuer
+from strongroom.sandbox.snapshots import valid_handle
+from strongroom.sandbox.tokens import ISSUER, TokenIssuer, pod_token_lifetime
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,46 @@ class ConfigError(Exception):
     """A container's configuration refers to something missing (CreateContainerConfigError)."""
 
 
+class PathEscape(ValueError):
+    """A name or path from a pod spec would reach outside the directory it belongs in."""
+
+
+TOKEN_REFRESH_FRACTION = 0.8
+"""kubelet renews a projected token once this share of its requested lifetime has passed."""
+
+
+def token_refresh_delay(expiration_seconds: Iterable[int]) -> float | None:
+    """Seconds until the pod's first projected token is due for renewal; None without tokens."""
+    lifetimes = list(expiration_seconds)
+    if not lifetimes:
+        return None
+    return TOKEN_REFRESH_FRACTION * min(lifetimes)
+
+
+def path_segment(name: str, what: str) -> str:
+    """A name used as one directory name: anything else could climb out of its parent."""
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise PathEscape(f"invalid {what} {name!r}: must be a single path segment")
+    return name
+
+
+def contained(base: Path, relative: str, what: str, also: Iterable[Path] = ()) -> Path:
+    """``base / relative``, refused when it (symlinks followed) lies outside ``base`` or ``also``.
+
+    kube-apiserver refuses absolute paths and ``..`` already; this is the kubelet's own check,
+    so that no object in the API can make the sandbox write outside a pod's directories.
+    """
+    if relative.startswith("/") or ".." in relative.split("/") or "\0" in relative:
+        raise PathEscape(f"{what} {relative!r} must be a relative path without '..'")
+    path = base / relative
+    resolved = path.resolve()
+    for allowed in (base, *also):
+        root = allowed.resolve()
+        if resolved == root or root in resolved.parents:
+            return path
+    raise PathEscape(f"{what} {relative!r} leads outside its volume")
+
+
 # ------------------------------------------------------------------ layout
 
 
@@ -90,7 +132,8 @@ def container_log(root: Path, pod: JsonObject, container: str, restart: int) -> 
 
 
 def container_rootfs(root: Path, uid: str, container: str) -> Path:
-    return root / "var" / "lib" / "containers" / uid / container / "rootfs"
+    base = root / "var" / "lib" / "containers"
+    return base / path_segment(uid, "pod uid") / path_segment(container, "container name") / "rootfs"
 
 
 # --------------------------------------------------------------- containers
@@ -109,12 +152,21 @@ class ContainerRun:
     started: bool = False
     container_id: str = ""
     process: ContainerProcess | None = None
+    helpers: set[asyncio.subprocess.Process] = field(default_factory=set)
+    """Exec sessions and probes running in the container: they end with it."""
     done: bool = False
     """No further run will happen (terminated for good)."""
 
     @property
     def name(self) -> str:
         return str(self.spec.get("name", ""))
+
+    def kill_helpers(self) -> None:
+        """Kill every exec and probe process group still running in this container."""
+        for process in list(self.helpers):
+            if process.returncode is None:
+                kill_group(process.pid)
+            self.helpers.discard(process)
 
     def status(self) -> JsonObject:
         image = str(self.spec.get("image", ""))
@@ -161,6 +213,7 @@ class PodWorker:
         self.start_time = (pod.get("status") or {}).get("startTime") or now_rfc3339(kubelets.engine.clock)
         self.task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._refresher: asyncio.Task[None] | None = None
         self._restore(pod.get("status") or {})
 
     # ------------------------------------------------------------ restart
@@ -216,6 +269,7 @@ class PodWorker:
         try:
             if not self.stopping:
                 await self._prepare_volumes()
+                self._refresher = asyncio.create_task(self._refresh_tokens())
             if not self.stopping and not self.initialized:
                 await self._run_inits()
             if not self.stopping and self.initialized:
@@ -274,6 +328,7 @@ class PodWorker:
     # --------------------------------------------------------------- volumes
 
     async def _prepare_volumes(self) -> None:
+        """Set up the volumes, retrying with back-off on any failure (reported as FailedMount)."""
         delay = 0.3
         while not self.stopping:
             try:
@@ -283,8 +338,27 @@ class PodWorker:
             except VolumeNotReady as exc:
                 await self._event_once("Warning", "FailedMount", str(exc))
                 await self._publish()
+            except Exception as exc:
+                log.warning("volumes of pod %s/%s: %s", self.namespace, self.name, exc)
+                await self._event_once("Warning", "FailedMount", f"MountVolume.SetUp failed: {exc}")
+                await self._publish()
             await self._sleep_unless_stopping(delay)
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, 10.0)
+
+    async def _refresh_tokens(self) -> None:
+        """kubelet's token manager: projected service-account tokens are renewed at 80% of their lifetime."""
+        while not self.stopping:
+            delay = token_refresh_delay(projected_token_lifetimes(self.pod))
+            if delay is None:
+                return
+            await self._sleep_unless_stopping(delay)
+            while not self.stopping:
+                try:
+                    await self.kubelets.volumes.refresh_tokens(self.pod, self.root)
+                    break
+                except Exception as exc:
+                    log.warning("renewing the tokens of pod %s/%s: %s", self.namespace, self.name, exc)
+                    await self._sleep_unless_stopping(10.0)
 
     # ----------------------------------------------------------- containers
 
@@ -342,21 +416,16 @@ class PodWorker:
             run.restart_count += 1
 
     async def _run_once(self, run: ContainerRun) -> int | None:
-        """Start the container and wait for it; its exit code, or None when it could not start."""
-        try:
-            spec = await self.kubelets.container_spec(self, run)
-        except ConfigError as exc:
-            run.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}}
-            await self._publish()
-            await self._event_once("Warning", "Failed", f"Error: {exc}")
-            await self._sleep_unless_stopping(1.0)
-            return 1 if not self.stopping else None
+        """Start the container and wait for it; its exit code, or None when stopped before it ran."""
+        spec = await self._container_spec(run)
+        if spec is None:
+            return None
         log_path = container_log(self.root, self.pod, run.name, run.restart_count)
         started_at = now_rfc3339(self.kubelets.engine.clock)
         run.container_id = f"sandbox://{uuid.uuid4().hex}"
         try:
             process = await spawn(spec, log_path)
-        except OSError as exc:
+        except Exception as exc:
             run.state = {
                 "terminated": {
                     "exitCode": 128,
@@ -382,6 +451,8 @@ class PodWorker:
         finally:
             if prober is not None:
                 prober.cancel()
+                await asyncio.gather(prober, return_exceptions=True)
+            run.kill_helpers()  # exec sessions and probes end with their container
         run.process = None
         run.ready = run.init and code == 0
         run.started = False
@@ -397,6 +468,28 @@ class PodWorker:
         await self._publish()
         return code
 
+    async def _container_spec(self, run: ContainerRun) -> SandboxSpec | None:
+        """How to start the container, retried with back-off while that fails (the container waits).
+
+        As in kubelet, a configuration error is not a run: the restart count stays and the
+        container waits with the reason until the missing piece appears or the pod is deleted.
+        """
+        delay = BACKOFF_START
+        while not self.stopping:
+            try:
+                return await self.kubelets.container_spec(self, run)
+            except Exception as exc:
+                config = isinstance(exc, ConfigError | PathEscape)
+                if not config:
+                    log.warning("container %s of pod %s/%s: %s", run.name, self.namespace, self.name, exc)
+                reason = "CreateContainerConfigError" if config else "CreateContainerError"
+                run.state = {"waiting": {"reason": reason, "message": str(exc)}}
+                await self._publish()
+                await self._event_once("Warning", "Failed", f"Error: {exc}")
+            await self._sleep_unless_stopping(delay)
+            delay = min(delay * 2, BACKOFF_MAX)
+        return None
+
     async def _probe(self, run: ContainerRun, probe: JsonObject, spec: SandboxSpec) -> None:
         """Readiness: exec probes run in the container; other kinds pass once the process runs."""
         command = (probe.get("exec") or {}).get("command")
@@ -410,7 +503,9 @@ class PodWorker:
         await asyncio.sleep(max(0, int(probe.get("initialDelaySeconds") or 0)))
         failures = 0
         while True:
-            ok = await _run_probe(dataclasses.replace(spec, argv=[str(c) for c in command]), timeout)
+            ok = await _run_probe(
+                dataclasses.replace(spec, argv=[str(c) for c in command]), timeout, run.helpers
+            )
             failures = 0 if ok else failures + 1
             ready = ok or (run.ready and failures < threshold)
             if ready != run.ready:
@@ -441,7 +536,10 @@ class PodWorker:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _kill_all(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
         for run in [*self.inits, *self.mains]:
+            run.kill_helpers()
             process = run.process
             if process is not None:
                 kill_group(process.pid)
@@ -624,7 +722,8 @@ class _PodGone(Exception):
     pass
 
 
-async def _run_probe(spec: SandboxSpec, timeout: int) -> bool:
+async def _run_probe(spec: SandboxSpec, timeout: int, running: set[asyncio.subprocess.Process]) -> bool:
+    """Run an exec probe; its process group is killed on timeout or when the probe is cancelled."""
     try:
         process = await asyncio.create_subprocess_exec(
             *bwrap_argv(spec),
@@ -635,12 +734,17 @@ async def _run_probe(spec: SandboxSpec, timeout: int) -> bool:
         )
     except OSError:
         return False
+    running.add(process)
     try:
         return await asyncio.wait_for(process.wait(), timeout) == 0
     except TimeoutError:
-        kill_group(process.pid)
-        await process.wait()
         return False
+    finally:
+        running.discard(process)
+        if process.returncode is None:
+            kill_group(process.pid)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(process.wait())
 
 
 # ------------------------------------------------------------------ volumes
@@ -658,8 +762,24 @@ class Volumes:
         paths: dict[str, Path] = {}
         for volume in (pod.get("spec") or {}).get("volumes") or []:
             name = str(volume.get("name", ""))
-            paths[name] = await self._one(pod, root, base, name, volume)
+            try:
+                path_segment(name, "volume name")
+                paths[name] = await self._one(pod, root, base, name, volume)
+            except PathEscape as exc:
+                raise VolumeNotReady(f'MountVolume.SetUp failed for volume "{name}" : {exc}') from None
         return paths
+
+    async def refresh_tokens(self, pod: JsonObject, root: Path) -> None:
+        """Write fresh tokens into the pod's projected volumes that carry one (kubelet's rotation)."""
+        base = pod_dir(root, pod["metadata"]["uid"]) / "volumes"
+        for volume in (pod.get("spec") or {}).get("volumes") or []:
+            source = volume.get("projected") or {}
+            sources = source.get("sources") or []
+            if not any("serviceAccountToken" in s for s in sources):
+                continue
+            name = path_segment(str(volume.get("name", "")), "volume name")
+            files = await self._projected(pod, sources, name)
+            _write_files(base / "kubernetes.io~projected" / name, files, source.get("defaultMode"))
 
     async def _one(self, pod: JsonObject, root: Path, base: Path, name: str, volume: JsonObject) -> Path:
         namespace = pod["metadata"]["namespace"]
@@ -670,7 +790,7 @@ class Volumes:
             path.mkdir(parents=True, exist_ok=True)
             return path
         if "hostPath" in volume:
-            return _host_path(root, volume["hostPath"] or {}, name)
+            return _host_path(root, volume["hostPath"] or {}, name, self.kubelets.sandbox_dir / "volumes")
         if "configMap" in volume:
             source = volume["configMap"] or {}
             files = await self._config_files("configmaps", namespace, source, name)
@@ -712,16 +832,32 @@ class Volumes:
                 raise VolumeNotReady(
                     f"driver name {csi.get('driver')} not found in the list of registered CSI drivers"
                 )
-            target = volume_dir(self.kubelets.sandbox_dir, str(csi.get("volumeHandle", "")))
-            link = base / "kubernetes.io~csi" / str(volume_name) / "mount"
+            handle = str(csi.get("volumeHandle", ""))
+            if not valid_handle(handle):
+                raise VolumeNotReady(
+                    f'MountVolume.SetUp failed for volume "{volume_name}" : invalid volume handle {handle!r}'
+                )
+            target = volume_dir(self.kubelets.sandbox_dir, handle)
+            link = base / "kubernetes.io~csi" / path_segment(str(volume_name), "volume name") / "mount"
         elif spec.get("hostPath"):
-            target = Path(str(spec["hostPath"].get("path", "")))
+            # A hostPath PV names a directory of the host (the sandbox's nodes share it).
+            path = str(spec["hostPath"].get("path", ""))
+            if not path.startswith("/") or ".." in path.split("/"):
+                raise VolumeNotReady(
+                    f'MountVolume.SetUp failed for volume "{volume_name}" : '
+                    f"hostPath {path!r} must be an absolute path without '..'"
+                )
+            target = Path(path)
             link = base / "kubernetes.io~host-path" / name
         else:
             raise VolumeNotReady(
                 f'persistentvolume "{volume_name}" has no volume source the sandbox can mount'
             )
-        target.mkdir(parents=True, exist_ok=True)
+        if not target.is_dir():
+            # The driver or the administrator creates a volume's directory; the kubelet never does.
+            raise VolumeNotReady(
+                f'MountVolume.SetUp failed for volume "{volume_name}" : the volume\'s directory {target} does not exist'
+            )
         _symlink(link, target)
         return link
 
@@ -792,9 +928,24 @@ def _symlink(link: Path, target: Path) -> None:
     link.symlink_to(target)
 
 
-def _host_path(root: Path, source: JsonObject, volume: str) -> Path:
-    """A pod's hostPath volume: a path of the node, that is, under the node's root."""
-    path = root / str(source.get("path", "/")).lstrip("/")
+def _sub_path(volume: Path, relative: str, also: list[Path]) -> Path:
+    """A mount's subPath inside its volume: a directory is made when missing; a file is bound as a file."""
+    try:
+        path = contained(volume, relative, "subPath", also=also)
+    except PathEscape as exc:
+        raise ConfigError(f"failed to prepare subPath for volumeMount: {exc}") from None
+    if not path.exists() and not path.is_symlink():
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _host_path(root: Path, source: JsonObject, volume: str, driver_data: Path) -> Path:
+    """A pod's hostPath volume: a path of the node, that is, under the node's root.
+
+    Symlinks under the node's root may lead into the CSI driver's data (a volume's mount
+    under ``var/lib/kubelet``), which a node-level pod reads; nothing else outside the root.
+    """
+    path = contained(root, str(source.get("path", "/")).lstrip("/"), "hostPath", also=[driver_data])
     kind = source.get("type") or ""
     if kind in ("Directory", "File", "Socket", "CharDevice", "BlockDevice") and not path.exists():
         raise VolumeNotReady(
@@ -826,13 +977,39 @@ def _write_files(directory: Path, files: Mapping[str, bytes], mode: Any) -> Path
     directory.mkdir(parents=True, exist_ok=True)
     file_mode = int(mode) if isinstance(mode, int) else 0o644
     for relative, content in files.items():
-        target = directory / relative.lstrip("/")
-        if directory.resolve() not in target.resolve().parents:
-            continue  # kube refuses ".." in paths; never write outside the volume
+        try:
+            target = contained(directory, relative, "file path")
+        except PathEscape:
+            continue  # kube refuses such paths; never write outside the volume
+        if target == directory:
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
-        target.chmod(file_mode)
+        # Replaced, not rewritten: a reader in the container never sees half a file (a renewed token).
+        temporary = target.with_name(f".{target.name}.tmp")
+        temporary.write_bytes(content)
+        temporary.chmod(file_mode)
+        os.replace(temporary, target)
     return directory
+
+
+def _token_seconds(source: JsonObject) -> int:
+    """The lifetime a projected token asks for (kube's default one hour, at least ten minutes)."""
+    try:
+        seconds = int(source.get("expirationSeconds") or 3600)
+    except (TypeError, ValueError):
+        seconds = 3600
+    return max(seconds, 600)
+
+
+def projected_token_lifetimes(pod: JsonObject) -> list[int]:
+    """The requested lifetime of every service-account token projected into the pod."""
+    lifetimes = []
+    for volume in (pod.get("spec") or {}).get("volumes") or []:
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            token = source.get("serviceAccountToken")
+            if isinstance(token, dict):
+                lifetimes.append(_token_seconds(token))
+    return lifetimes
 
 
 def field_value(pod: JsonObject, path: str) -> str | None:
@@ -1015,14 +1192,14 @@ class Kubelets:
         account = await self.get("serviceaccounts", meta["namespace"], name)
         if account is None:
             raise VolumeNotReady(f'failed to fetch token: serviceaccounts "{name}" not found')
-        audience = source.get("audience")
-        seconds = int(source.get("expirationSeconds") or 3607)
+        audience = str(source.get("audience") or "")
+        audiences = [audience] if audience else [ISSUER]
         token, _ = self.issuer.issue(
             namespace=meta["namespace"],
             name=name,
             uid=account["metadata"]["uid"],
-            audiences=[str(audience)] if audience else [ISSUER],
-            expiration_seconds=max(seconds, 600),
+            audiences=audiences,
+            expiration_seconds=pod_token_lifetime(_token_seconds(source), audiences),
             pod=pod,
         )
         return token
@@ -1033,6 +1210,7 @@ class Kubelets:
         env = await self._environment(pod, run.spec)
         rootfs = container_rootfs(worker.root, worker.uid, run.name)
         prepare_rootfs(rootfs)
+        driver_data = self.sandbox_dir / "volumes"
         mounts = []
         node_access = False
         for mount in run.spec.get("volumeMounts") or []:
@@ -1040,24 +1218,24 @@ class Kubelets:
             source = worker.volumes.get(volume_name)
             if source is None:
                 raise ConfigError(f'unable to find volume "{volume_name}" for mount {mount.get("mountPath")}')
-            if mount.get("subPath"):
-                source = source / expand_references(str(mount["subPath"]), env)
-                source.mkdir(parents=True, exist_ok=True)
             volume = next(v for v in pod["spec"].get("volumes") or [] if v.get("name") == volume_name)
             node_access = node_access or "hostPath" in volume
+            # $(VAR) expands in subPathExpr only; a subPath is taken literally, as kube does.
+            sub_path = str(mount.get("subPath") or "")
+            if mount.get("subPathExpr"):
+                sub_path = expand_references(str(mount["subPathExpr"]), env)
+            if sub_path:
+                source = _sub_path(source, sub_path, [driver_data] if "hostPath" in volume else [])
             read_only = bool(mount.get("readOnly")) or any(
                 k in volume for k in ("configMap", "secret", "projected", "downwardAPI")
             )
             mounts.append(Mount(source, str(mount.get("mountPath", "")), read_only))
         if node_access:
             # The node's volume symlinks point into the driver's data: a node-level pod follows them.
-            volumes = self.sandbox_dir / "volumes"
-            volumes.mkdir(parents=True, exist_ok=True)
-            mounts.append(Mount(volumes, str(volumes), False))
+            driver_data.mkdir(parents=True, exist_ok=True)
+            mounts.append(Mount(driver_data, str(driver_data), False))
         argv = container_argv(run.spec, env)
         read_only_paths = python_paths() if argv[:1] == [sys.executable] else []
-        if is_strongroom_image(str(run.spec.get("image", ""))):
-            env.setdefault("HOME", "/tmp")
         return SandboxSpec(
             rootfs=rootfs,
             argv=argv,
@@ -1074,7 +1252,6 @@ class Kubelets:
         env: dict[str, str] = {
             "PATH": _PATH,
             "HOSTNAME": meta["name"],
-            "HOME": "/root",
             "KUBERNETES_SERVICE_HOST": POD_IP,
             "KUBERNETES_SERVICE_PORT": port,
             "KUBERNETES_SERVICE_PORT_HTTPS": port,
@@ -1106,6 +1283,9 @@ class Kubelets:
             resolved = await self._value_from(pod, container, item.get("valueFrom") or {})
             if resolved is not None:
                 env[name] = resolved
+        # The runtime's HOME unless the pod sets one. strongroom's pods see the host's
+        # directories, so the host's /root (and its kubeconfig) must not be their home.
+        env.setdefault("HOME", "/tmp" if is_strongroom_image(str(container.get("image", ""))) else "/root")
         return env
 
     async def _value_from(self, pod: JsonObject, container: JsonObject, source: JsonObject) -> str | None:
@@ -1195,7 +1375,7 @@ class Kubelets:
             raise apierrors.internal(f"error preparing the container for exec: {exc}") from exc
         exec_spec = dataclasses.replace(spec, argv=list(command))
         try:
-            return await asyncio.create_subprocess_exec(
+            process = await asyncio.create_subprocess_exec(
                 *bwrap_argv(exec_spec),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
@@ -1204,6 +1384,11 @@ class Kubelets:
             )
         except OSError as exc:
             raise apierrors.internal(f"error executing command in container: {exc}") from exc
+        # Tracked with the container: the session ends when the container or its pod does.
+        for ended in [p for p in run.helpers if p.returncode is not None]:
+            run.helpers.discard(ended)
+        run.helpers.add(process)
+        return process
 
     async def logs(self, namespace: str, pod: str, options: LogOptions) -> AsyncIterator[bytes]:
         """The container's log; an empty chunk comes first once the request is known to be valid."""

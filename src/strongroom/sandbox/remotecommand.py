@@ -26,6 +26,8 @@ import binascii
 import contextlib
 import json
 import logging
+import os
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -430,5 +432,15 @@ async def _write_stdin(process: asyncio.subprocess.Process, data: bytes) -> None
 
 
 def _kill(process: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        process.kill()
+    """Kill the command's whole process group: what it started must not outlive the session.
+
+    The command runs in a session of its own (its pid is its group), so killing only it
+    would leave its children (``sh -c 'sleep 300; true'`` leaves the sleep) running.
+    """
+    if process.returncode is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()

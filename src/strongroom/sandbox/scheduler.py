@@ -340,7 +340,17 @@ class Scheduler:
             and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
         )
         for pod in pending:
+            await self._schedule_isolated(pod, nodes, load)
+
+    async def _schedule_isolated(self, pod: JsonObject, nodes: list[JsonObject], load: Counter[str]) -> None:
+        """Schedule one pod; a pod the scheduler cannot make sense of never holds up the others."""
+        try:
             await self._schedule(pod, nodes, load)
+        except Exception as exc:
+            meta = pod.get("metadata") or {}
+            log.exception("scheduling pod %s/%s failed", meta.get("namespace"), meta.get("name"))
+            with contextlib.suppress(Exception):
+                await self._report(pod, unschedulable_message(len(nodes), {}, f"scheduling failed: {exc}"))
 
     async def _schedule(self, pod: JsonObject, nodes: list[JsonObject], load: Counter[str]) -> None:
         meta = pod["metadata"]
@@ -355,18 +365,17 @@ class Scheduler:
             await self._report(pod, unschedulable_message(len(nodes), reasons))
             return
         try:
-            await bind_pod(
-                self.engine,
-                namespace,
-                name,
-                {"metadata": {"name": name}, "target": {"kind": "Node", "name": node}},
-            )
+            await self._bind(namespace, name, node)
         except apierrors.ApiError as exc:
             log.debug("binding %s/%s failed: %s", namespace, name, exc.message)
             return
         load[node] += 1
         self._reported.pop(meta.get("uid", ""), None)
         await self._event(pod, "Normal", "Scheduled", f"Successfully assigned {namespace}/{name} to {node}")
+
+    async def _bind(self, namespace: str, name: str, node: str) -> None:
+        binding = {"metadata": {"name": name}, "target": {"kind": "Node", "name": node}}
+        await bind_pod(self.engine, namespace, name, binding)
 
     async def _volume_affinities(self, pod: JsonObject) -> list[JsonObject]:
         """The node affinities of the pod's claims' volumes; raises while a claim is missing or unbound."""

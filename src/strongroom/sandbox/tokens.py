@@ -25,7 +25,16 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from strongroom.sandbox import apierrors
 from strongroom.sandbox.engine import Engine, Target
 
-__all__ = ["ISSUER", "Claims", "TokenIssuer", "authenticate", "token_request"]
+__all__ = [
+    "EXTENDED_EXPIRATION",
+    "ISSUER",
+    "WARN_ONLY_EXPIRATION",
+    "Claims",
+    "TokenIssuer",
+    "authenticate",
+    "pod_token_lifetime",
+    "token_request",
+]
 
 JsonObject = dict[str, Any]
 ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -33,6 +42,22 @@ KEY_FILE = "sa.key"
 DEFAULT_EXPIRATION = 3600
 MIN_EXPIRATION = 600
 MAX_EXPIRATION = 2**32
+WARN_ONLY_EXPIRATION = 3607
+"""The lifetime ServiceAccount admission asks for in ``kube-api-access-*`` volumes (kube's marker value)."""
+EXTENDED_EXPIRATION = 365 * 24 * 3600
+"""What such a pod-bound token really lives: kube-apiserver's ``--service-account-extend-token-expiration``."""
+
+
+def pod_token_lifetime(requested: int, audiences: list[str]) -> int:
+    """How long a pod-bound token is signed for.
+
+    kube-apiserver (extend-token-expiration, on by default) gives tokens of the admission
+    volume's marker lifetime for its own audience a year, so that workloads written before
+    token rotation keep working; the kubelet still renews them at 80% of the requested time.
+    """
+    if requested == WARN_ONLY_EXPIRATION and ISSUER in audiences:
+        return max(EXTENDED_EXPIRATION, requested)
+    return requested
 
 
 @dataclass(frozen=True)
@@ -216,15 +241,18 @@ async def token_request(
         )
     audiences = [str(a) for a in spec.get("audiences") or []] or [ISSUER]
     pod = await _bound_pod(engine, namespace, spec.get("boundObjectRef"))
-    token, expires = issuer.issue(
+    lifetime = pod_token_lifetime(expiration, audiences) if pod is not None else expiration
+    token, signed_until = issuer.issue(
         namespace=namespace,
         name=name,
         uid=str(account["metadata"]["uid"]),
         audiences=audiences,
-        expiration_seconds=expiration,
+        expiration_seconds=lifetime,
         pod=pod,
         now=now,
     )
+    # The status keeps the requested expiry (kube does too): the kubelet renews by it.
+    expires = signed_until - lifetime + expiration
     bound = spec.get("boundObjectRef")
     out_spec: JsonObject = {"audiences": audiences, "expirationSeconds": expiration, "boundObjectRef": bound}
     return {
