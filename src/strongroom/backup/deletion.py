@@ -12,15 +12,18 @@ first one.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import logging
+import time
 import uuid
 from collections import defaultdict
 from typing import Any
 
 from strongroom.errors import NotFoundError, StrongroomError
 from strongroom.kube import Discovery, KubeClient
+from strongroom.model.labels import BACKUP_NAME_LABEL, valid_label_value
 from strongroom.storage.catalog import BackupCatalog
 from strongroom.volumes.location import RepositoryLocation
 from strongroom.volumes.repository import Repositories
@@ -28,6 +31,8 @@ from strongroom.volumes.repository import Repositories
 __all__ = ["delete_volume_data", "has_volume_data"]
 
 _log = logging.getLogger(__name__)
+
+_SEEN_TIMEOUT = 5.0
 
 
 async def _side_file(catalog: BackupCatalog, key: str) -> list[dict[str, Any]]:
@@ -78,12 +83,12 @@ async def delete_volume_data(
                         f"forgetting the restic snapshots of namespace {namespace} failed: {exc.message}"
                     )
     if contents:
-        errors += await _delete_csi_snapshots(kube, discovery, contents)
+        errors += await _delete_csi_snapshots(kube, discovery, contents, backup)
     return errors
 
 
 async def _delete_csi_snapshots(
-    kube: KubeClient | None, discovery: Discovery | None, contents: list[dict[str, Any]]
+    kube: KubeClient | None, discovery: Discovery | None, contents: list[dict[str, Any]], backup: str
 ) -> list[str]:
     resource = discovery.find("snapshot.storage.k8s.io", "volumesnapshotcontents") if discovery else None
     if kube is None or resource is None:
@@ -100,7 +105,7 @@ async def _delete_csi_snapshots(
         body = {
             "apiVersion": f"snapshot.storage.k8s.io/{resource.version}",
             "kind": "VolumeSnapshotContent",
-            "metadata": {"name": name},
+            "metadata": {"name": name, "labels": {BACKUP_NAME_LABEL: valid_label_value(backup)}},
             "spec": {
                 "deletionPolicy": "Delete",
                 "driver": driver,
@@ -111,6 +116,18 @@ async def _delete_csi_snapshots(
         }
         try:
             await kube.create(resource, body)
+            # The CSI snapshotter must see the content before it goes, or it may never delete the
+            # snapshot (Velero waits too): until it reports on it, or a few seconds at most.
+            deadline = time.monotonic() + _SEEN_TIMEOUT
+            while time.monotonic() < deadline:
+                seen = await kube.get(resource, name)
+                if (
+                    seen is None
+                    or (seen.get("status") or {}).get("snapshotHandle")
+                    or (seen.get("status") or {}).get("error")
+                ):
+                    break
+                await asyncio.sleep(0.2)
             await kube.delete(resource, name)
         except StrongroomError as exc:
             errors.append(f"deleting CSI snapshot {handle} failed: {exc.message}")

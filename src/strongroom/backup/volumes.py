@@ -172,6 +172,10 @@ class VolumeBackups:
             return await self._process_pods(items)
         if resource.group_resource == "persistentvolumeclaims":
             await self._bounded(items, self._snapshot_claim)
+        elif resource.group_resource == f"volumesnapshotclasses.{SNAPSHOT_GROUP}":
+            # The classes the snapshots used are stored with them already.
+            taken = {c["metadata"]["name"] for c in self.report.csi_classes}
+            return [item for item in items if (item.get("metadata") or {}).get("name") not in taken]
         elif resource.group_resource == f"volumesnapshots.{SNAPSHOT_GROUP}":
             # This backup's own snapshots are stored once, when taken, with their handles.
             own = velero_labels.valid_label_value(self._name)
@@ -222,27 +226,49 @@ class VolumeBackups:
                     name=name,
                 )
                 return False
-        selection = select_pod_volumes(pod, default_to_fs_backup=self._default_fs)
-        for volume, reason in selection.skipped.items():
-            self._log.warning(
-                f"volume {volume} of pod {namespace}/{name} is not backed up: {reason}",
-                namespace=namespace,
-                name=name,
-            )
         created: list[str] = []
-        if selection.selected:
-            if not running:
+        try:
+            selection = select_pod_volumes(
+                pod, default_to_fs_backup=self._default_fs, host_path_claims=await self._host_path_claims(pod)
+            )
+            for volume, reason in selection.skipped.items():
+                self._log.warning(
+                    f"volume {volume} of pod {namespace}/{name} is not backed up: {reason}",
+                    namespace=namespace,
+                    name=name,
+                )
+            if selection.selected and not running:
                 self._log.warning(
                     f"pod {namespace}/{name} is not running: its volumes "
                     f"{', '.join(selection.selected)} cannot be backed up",
                     namespace=namespace,
                     name=name,
                 )
-            else:
+            elif selection.selected:
                 created = await self._create_pod_volume_backups(pod, selection.selected)
-        if created or (self._hooks is not None and running):
-            self._tasks.append(asyncio.create_task(self._after_pod(pod, created)))
+        except StrongroomError as exc:
+            self._fs_error(
+                namespace, f"the volumes of pod {namespace}/{name} are not backed up: {exc.message}"
+            )
+        finally:
+            # Once its pre hooks ran, a pod's post hooks run whatever happens (a frozen file system thaws).
+            if created or self._hooks is not None:
+                self._tasks.append(asyncio.create_task(self._after_pod(pod, created)))
         return True
+
+    async def _host_path_claims(self, pod: Mapping[str, Any]) -> list[str]:
+        """The pod's claims bound to hostPath volumes, which file-system backup cannot reach (Velero's rule)."""
+        namespace, _ = _ns_name(pod)
+        found: list[str] = []
+        for volume in (pod.get("spec") or {}).get("volumes") or []:
+            claim_name = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            if not claim_name or self._pvcs is None:
+                continue
+            claim = await self._kube.get(self._pvcs, str(claim_name), namespace)
+            bound = await self._volume(str(((claim or {}).get("spec") or {}).get("volumeName") or ""))
+            if bound is not None and "hostPath" in (bound.get("spec") or {}):
+                found.append(str(claim_name))
+        return found
 
     def _record_hooks(self, failures: Sequence[HookFailure]) -> None:
         """A failed Fail hook is an error of its pod's namespace, a failed Continue hook a warning."""
@@ -300,6 +326,9 @@ class VolumeBackups:
             try:
                 made = await self._kube.create(self._pvbs, body, self._namespace)
             except StrongroomError as exc:
+                if claim_name and self._copied_claims.get((namespace, str(claim_name))) == name:
+                    # Another pod that mounts the claim may still copy it.
+                    del self._copied_claims[(namespace, str(claim_name))]
                 self._fs_error(
                     namespace,
                     f"volume {volume} of pod {namespace}/{name}: creating its PodVolumeBackup failed: {exc.message}",
@@ -313,7 +342,7 @@ class VolumeBackups:
                 namespace=namespace,
                 name=name,
             )
-        if created and self._poller is None:
+        if created and (self._poller is None or self._poller.done()):
             self._poller = asyncio.create_task(self._poll_pod_volume_backups())
         return created
 
@@ -420,14 +449,21 @@ class VolumeBackups:
             try:
                 item = await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - time.monotonic()))
             except TimeoutError:
-                current = await self._kube.get(self._pvbs, name, self._namespace) if self._pvbs else None
+                current = None
+                with contextlib.suppress(StrongroomError):
+                    current = await self._kube.get(self._pvbs, name, self._namespace) if self._pvbs else None
                 if current is None:
+                    self._fs_error(
+                        self._namespace,
+                        f"PodVolumeBackup {name} disappeared before it finished; its volume is not in the backup",
+                    )
                     continue
                 item = copy.deepcopy(current)
-                item.setdefault("status", {})["phase"] = "Failed"
-                item["status"]["message"] = (
-                    f"timed out after {self._fs_timeout} waiting for the node agent to finish"
-                )
+                if (item.get("status") or {}).get("phase") not in _TERMINAL:
+                    item.setdefault("status", {})["phase"] = "Failed"
+                    item["status"]["message"] = (
+                        f"timed out after {self._fs_timeout} waiting for the node agent to finish"
+                    )
                 if not future.done():
                     future.set_result(item)
             finished.append(item)
@@ -435,26 +471,32 @@ class VolumeBackups:
 
     async def _after_pod(self, pod: dict[str, Any], pvb_names: list[str]) -> None:
         namespace, name = _ns_name(pod)
-        for item in await self._wait_pod_volume_backups(pvb_names):
-            status = item.get("status") or {}
-            spec = item.get("spec") or {}
-            if status.get("phase") == "Completed":
-                self._log.info(
-                    f"Volume {spec.get('volume')} of pod {namespace}/{name} backed up "
-                    f"(snapshot {status.get('snapshotID') or 'none: the volume is empty'})",
-                    namespace=namespace,
-                    name=name,
-                )
-            else:
-                self._fs_error(
-                    namespace,
-                    f"pod volume backup failed: volume {spec.get('volume')} of pod {namespace}/{name}: "
-                    f"{status.get('message') or status.get('phase')}",
-                )
-            self.report.pod_volume_backups.append(item)
-            self.report.volume_infos.append(await self._pvb_volume_info(item))
-        if self._hooks is not None:
-            self._record_hooks(await self._hooks.run("post", pod))
+        try:
+            for item in await self._wait_pod_volume_backups(pvb_names):
+                status = item.get("status") or {}
+                spec = item.get("spec") or {}
+                if status.get("phase") == "Completed":
+                    self._log.info(
+                        f"Volume {spec.get('volume')} of pod {namespace}/{name} backed up "
+                        f"(snapshot {status.get('snapshotID') or 'none: the volume is empty'})",
+                        namespace=namespace,
+                        name=name,
+                    )
+                else:
+                    self._fs_error(
+                        namespace,
+                        f"pod volume backup failed: volume {spec.get('volume')} of pod {namespace}/{name}: "
+                        f"{status.get('message') or status.get('phase')}",
+                    )
+                self.report.pod_volume_backups.append(item)
+                try:
+                    self.report.volume_infos.append(await self._pvb_volume_info(item))
+                except StrongroomError as exc:
+                    _log.warning("volume info of %s not complete: %s", item["metadata"]["name"], exc.message)
+        finally:
+            # Even when the wait failed or the backup is aborted: a frozen application must thaw.
+            if self._hooks is not None:
+                self._record_hooks(await self._hooks.run("post", pod))
 
     async def _pvb_volume_info(self, pvb: Mapping[str, Any]) -> dict[str, Any]:
         spec = pvb.get("spec") or {}
@@ -490,6 +532,13 @@ class VolumeBackups:
     # ------------------------------------------------------------------ CSI
 
     async def _snapshot_claim(self, claim: dict[str, Any]) -> None:
+        namespace, name = _ns_name(claim)
+        try:
+            await self._snapshot_claim_of(claim)
+        except StrongroomError as exc:
+            self._csi_error(namespace, f"CSI snapshot of PVC {namespace}/{name} failed: {exc.message}")
+
+    async def _snapshot_claim_of(self, claim: dict[str, Any]) -> None:
         namespace, name = _ns_name(claim)
         if not self._snapshot_volumes or (namespace, name) in self._fs_claims:
             return
@@ -626,8 +675,20 @@ class VolumeBackups:
         }
         created = await self._kube.create(self._snapshots, body, namespace)
         snapshot_name = str(created["metadata"]["name"])
+        try:
+            snapshot, content = await self._wait_snapshot(namespace, snapshot_name)
+        except BaseException:
+            # Not stored by any backup: a snapshot left behind would cost storage and be found by no one.
+            await self._discard_snapshot(namespace, snapshot_name)
+            raise
+        self._snapshot_cleanup.append((namespace, snapshot_name, str(content["metadata"]["name"])))
+        return snapshot, content
+
+    async def _wait_snapshot(
+        self, namespace: str, snapshot_name: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        assert self._snapshots is not None and self._contents is not None
         deadline = time.monotonic() + self._csi_timeout.total_seconds()
-        snapshot: dict[str, Any] | None = created
         while True:
             snapshot = await self._kube.get(self._snapshots, snapshot_name, namespace)
             if snapshot is None:
@@ -637,7 +698,6 @@ class VolumeBackups:
                 break
             if time.monotonic() > deadline:
                 error = (status.get("error") or {}).get("message")
-                await self._discard_snapshot(namespace, snapshot_name)
                 raise StrongroomError(
                     f"VolumeSnapshot {namespace}/{snapshot_name} was not ready within the csiSnapshotTimeout "
                     f"of {self._csi_timeout}" + (f": {error}" if error else "")
@@ -654,7 +714,6 @@ class VolumeBackups:
         restore_size = content["status"].get("restoreSize")
         if restore_size is not None:
             snapshot_annotations[VS_RESTORE_SIZE_ANNOTATION] = str(restore_size)
-        self._snapshot_cleanup.append((namespace, snapshot_name, content_name))
         return snapshot, content
 
     async def _discard_snapshot(self, namespace: str, name: str) -> None:
@@ -697,12 +756,18 @@ class VolumeBackups:
         return self.report
 
     async def abort(self) -> None:
-        """Stop waiting (the backup failed): cancel the tasks, leave the objects for inspection."""
+        """Stop waiting (the backup failed): post hooks still run; snapshots no backup stores are deleted.
+
+        The PodVolumeBackups stay for inspection (the node agent finishes them; nothing refers to them).
+        """
         for task in self._tasks:
             task.cancel()
         if self._poller is not None:
             self._poller.cancel()
         await asyncio.gather(*self._tasks, *([self._poller] if self._poller else []), return_exceptions=True)
+        for namespace, snapshot, _content in self._snapshot_cleanup:
+            await self._discard_snapshot(namespace, snapshot)
+        self._snapshot_cleanup.clear()
 
 
 def _ns_name(obj: Mapping[str, Any]) -> tuple[str, str]:
@@ -726,7 +791,15 @@ class LocationRepositories:
     def __init__(self, repositories: Repositories, location: RepositoryLocation) -> None:
         self._repositories = repositories
         self._location = location
+        # One check per namespace and backup, not one per pod (each runs restic).
+        self._ready: dict[str, asyncio.Task[str]] = {}
 
     async def ensure(self, volume_namespace: str) -> str:
+        task = self._ready.get(volume_namespace)
+        if task is None or (task.done() and task.exception() is not None):
+            task = self._ready[volume_namespace] = asyncio.ensure_future(self._ensure(volume_namespace))
+        return await asyncio.shield(task)
+
+    async def _ensure(self, volume_namespace: str) -> str:
         await self._repositories.ensure_repository(self._location, volume_namespace)
         return self._location.repository_url(volume_namespace)

@@ -53,6 +53,8 @@ __all__ = ["RESTORE_WAIT_CONTAINER", "NodeAgent", "NodeAgentOptions", "run_node_
 
 _log = logging.getLogger(__name__)
 
+_FINISH_ATTEMPTS: Final = 8
+
 PENDING: Final = ("", "New")
 # The init container the restore adds to a pod whose volumes are restored (Velero's name).
 RESTORE_WAIT_CONTAINER: Final = "restore-wait"
@@ -219,6 +221,11 @@ class NodeAgent:
             self._waiting.pop(name, None)
             return
         pod = await self._pod_of(current)
+        node = ((pod or {}).get("spec") or {}).get("nodeName")
+        if node and node != self.options.node:
+            # A pod never changes node: this restore is another agent's, not worth asking about again.
+            self._waiting.pop(name, None)
+            return
         reason = self._not_ready(pod)
         if reason:
             if self._waiting.get(name) != reason:
@@ -336,7 +343,20 @@ class NodeAgent:
         return {"phase": "Failed", "message": message, "completionTimestamp": self._now()}
 
     async def _finish(self, res: ApiResource, name: str, noun: str, final: dict[str, Any]) -> None:
-        await self.ctx.patch_status(res, name, final)
+        # The copy is done: its result must land, or the server waits for it until its timeout.
+        delay = 0.5
+        for attempt in range(_FINISH_ATTEMPTS):
+            try:
+                await self.ctx.patch_status(res, name, final)
+                break
+            except NotFoundError:
+                return
+            except StrongroomError as exc:
+                if attempt == _FINISH_ATTEMPTS - 1:
+                    raise
+                _log.warning("writing the result of %s %s failed, retrying: %s", noun, name, exc.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
         if final["phase"] == "Completed":
             _log.info("%s %s completed", noun, name, extra={noun: name})
         else:

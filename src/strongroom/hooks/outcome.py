@@ -109,8 +109,8 @@ def _precheck(run: HookRun, pod: Mapping[str, Any]) -> str | None:
         return "the pod has no container to run the hook in"
     if run.container not in container_names(pod):
         return f'no such container: "{run.container}"'
-    if not run.command or not any(run.command):
-        return "command is required"
+    if not run.command or not run.command[0]:
+        return "command is required (its first element names the program)"
     return None
 
 
@@ -139,7 +139,7 @@ async def run_hook_command(
             )
     except (TimeoutError, HookTimeout):
         return fail_hook(run, log, f"timed out after {format_seconds(run.timeout)}")
-    except StrongroomError as exc:
+    except (StrongroomError, ValueError) as exc:
         return fail_hook(run, log, str(exc))
     _log_output(log, "stdout", outcome.stdout, fields)
     _log_output(log, "stderr", outcome.stderr, fields)

@@ -26,7 +26,7 @@ from typing import Final
 from strongroom.errors import StrongroomError
 from strongroom.volumes.location import RepositoryLocation
 from strongroom.volumes.repository import Repositories
-from strongroom.volumes.restic import Progress
+from strongroom.volumes.restic import Progress, while_locked
 
 __all__ = [
     "DONE_DIR",
@@ -79,8 +79,9 @@ async def back_up_volume(
         parent = await restic.latest_snapshot(wanted) if wanted and not restic.created else None
         if parent is not None:
             _log.debug("backing up %s with parent snapshot %s", path, parent.short_id)
-        summary = await restic.backup(
-            path, tags=tags, parent=parent.id if parent else None, progress=progress
+        summary = await while_locked(
+            lambda: restic.backup(path, tags=tags, parent=parent.id if parent else None, progress=progress),
+            what=f"backup of {path}",
         )
     if summary is None:
         _log.info("volume %s is empty: no snapshot taken", path)
@@ -107,7 +108,9 @@ async def restore_volume(
     The repository must exist: a restore never creates one.
     """
     async with repositories.using(location, source_namespace, create=False) as restic:
-        stats = await restic.restore(snapshot_id, path, progress=progress)
+        stats = await while_locked(
+            lambda: restic.restore(snapshot_id, path, progress=progress), what=f"restore into {path}"
+        )
     return stats.total_size
 
 

@@ -38,7 +38,7 @@ from strongroom.errors import NotFoundError, StrongroomError, UsageError
 from strongroom.kube import ApiResource, KubeAlreadyExists, KubeClient, KubeConflict, KubeNotFound
 from strongroom.storage import ObjectStore
 from strongroom.volumes.location import RepositoryLocation
-from strongroom.volumes.restic import Restic, ResticError
+from strongroom.volumes.restic import Restic, ResticError, while_locked
 
 __all__ = [
     "MAINTENANCE_FREQUENCY",
@@ -262,8 +262,10 @@ class Repositories:
                     "restic repository of %s in %s is gone: nothing to forget", namespace, location.name
                 )
                 return
-            await restic.forget(snapshot_ids)
-            await restic.prune()
+            await while_locked(
+                lambda: restic.forget(snapshot_ids), what=f"forgetting snapshots of {namespace}"
+            )
+            await while_locked(restic.prune, what=f"pruning the repository of {namespace}")
         _log.info(
             "forgot %d snapshot(s) of namespace %s in location %s",
             len(snapshot_ids),

@@ -28,10 +28,10 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from strongroom.errors import StrongroomError, UsageError
 
@@ -54,6 +54,8 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 # Velero's fixed host name: the parent lookup and ``snapshots --host`` see one host, whichever pod ran restic.
 RESTIC_HOST: Final = "velero"
 REDACTED: Final = "<redacted>"
@@ -74,6 +76,32 @@ class ResticError(StrongroomError):
     def __init__(self, message: str, *, hint: str | None = None, exit_code: int | None = None) -> None:
         super().__init__(message, hint=hint)
         self.restic_exit_code = exit_code
+
+
+def is_locked(exc: BaseException) -> bool:
+    """Whether restic refused because another process holds the repository's lock (it may be retried)."""
+    return isinstance(exc, ResticError) and "already locked" in exc.message
+
+
+async def while_locked(
+    call: Callable[[], Awaitable[T]], *, what: str, timeout: float = 900.0, first_delay: float = 2.0
+) -> T:
+    """Run ``call``; while another restic (a prune, a deletion) holds the lock, wait and try again.
+
+    restic 0.14 gives up at once on a locked repository; a backup that meets the
+    exclusive lock of a prune must wait for it, not fail.
+    """
+    deadline = time.monotonic() + timeout
+    delay = first_delay
+    while True:
+        try:
+            return await call()
+        except ResticError as exc:
+            if not is_locked(exc) or time.monotonic() + delay > deadline:
+                raise
+            _log.info("%s: the repository is locked by another operation, trying again in %.0fs", what, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 @dataclass(frozen=True)
