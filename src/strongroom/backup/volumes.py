@@ -147,6 +147,7 @@ class VolumeBackups:
         self._agents: set[str] | None = None
         self._pv_cache: dict[str, dict[str, Any] | None] = {}
         self._class_cache: dict[str, dict[str, Any] | None] = {}
+        self._unlabelled_classes: dict[str, list[str]] = {}
         self._snapshot_cleanup: list[tuple[str, str, str]] = []
 
     # ------------------------------------------------------------------ setup
@@ -555,12 +556,18 @@ class VolumeBackups:
             self._csi_error(namespace, f"PVC {namespace}/{name}: {exc.message}")
             return
         if snapshot_class is None:
-            self._log.info(
+            unlabelled = self._unlabelled_classes.get(driver) or []
+            message = (
                 f"PVC {namespace}/{name} is not snapshotted: no VolumeSnapshotClass of driver {driver} "
-                f'is labelled {CSI_CLASS_LABEL}: "true"',
-                namespace=namespace,
-                name=name,
+                f'is labelled {CSI_CLASS_LABEL}: "true"'
             )
+            if unlabelled:
+                # The driver can snapshot, the administrator did not choose a class: say so in the results.
+                message += f" (its classes: {', '.join(unlabelled)}; label one to snapshot its volumes)"
+                self._results.warnings.add(namespace, message)
+                self._log.warning(message, namespace=namespace, name=name)
+            else:
+                self._log.info(message, namespace=namespace, name=name)
             return
         self.report.csi_attempted += 1
         try:
@@ -642,11 +649,17 @@ class VolumeBackups:
                 )
             return found
         if driver not in self._class_cache:
+            of_driver = [
+                item for item in await self._kube.list_all(self._classes) if item.get("driver") == driver
+            ]
             labelled = [
                 item
-                for item in await self._kube.list_all(self._classes, label_selector=f"{CSI_CLASS_LABEL}=true")
-                if item.get("driver") == driver
+                for item in of_driver
+                if ((item.get("metadata") or {}).get("labels") or {}).get(CSI_CLASS_LABEL) == "true"
             ]
+            self._unlabelled_classes[driver] = sorted(
+                str(item["metadata"]["name"]) for item in of_driver if item not in labelled
+            )
             if len(labelled) > 1:
                 names = ", ".join(sorted(item["metadata"]["name"] for item in labelled))
                 raise StrongroomError(

@@ -100,7 +100,7 @@ class DeletionController:
         try:
             catalog = await self._locations.catalog(location)
             # The volume data first: the backup's files say what it is.
-            errors += await delete_volume_data(
+            volume_errors = await delete_volume_data(
                 ctx.kube,
                 await ctx.kube.discover(),
                 catalog,
@@ -108,8 +108,11 @@ class DeletionController:
                 repositories=self._volume_data.repositories if self._volume_data else None,
                 location=await self._volume_data.location(location) if self._volume_data else None,
             )
-            if errors:
-                raise StrongroomError("the backup's volume data could not all be deleted; its files are kept")
+            if volume_errors:
+                # Some volume data may be gone already: the backup is no longer whole, so it stays
+                # Deleting (not restorable) until a new request finishes the deletion.
+                await ctx.patch_status(ctx.resources.backups, backup_name, {"phase": "Deleting"})
+                return [*volume_errors, "the backup's files are kept: delete it again once the cause is fixed"]
             removed = await catalog.delete_backup(backup_name)
             _log.info("removed %d files of backup %s", removed, backup_name)
         except StrongroomError as exc:
