@@ -195,13 +195,9 @@ def run(options: Options) -> Result:
         }
         _kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps(location))
         namespace = "bench"
-        _kubectl(
-            kubeconfig,
-            "apply",
-            "-f",
-            "-",
-            input=json.dumps({"kind": "List", "apiVersion": "v1", "items": _application(namespace)}),
-        )
+        # One by one: kubectl validates a List against OpenAPI v2, which the sandbox does not serve.
+        for item in _application(namespace):
+            _kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps(item))
         _kubectl(kubeconfig, "wait", "--for=condition=Ready", "pod/app", "-n", namespace, "--timeout=120s")
         _kubectl(
             kubeconfig,
