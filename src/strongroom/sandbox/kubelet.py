@@ -51,7 +51,7 @@ from strongroom.sandbox.containers import (
 )
 from strongroom.sandbox.engine import DeleteOptions, Engine, ListOptions, Target, WriteOptions, now_rfc3339
 from strongroom.sandbox.runtime import HOSTPATH_DRIVER, LogOptions, node_root, volume_dir
-from strongroom.sandbox.scheduler import record_event, set_condition, sync_on_changes
+from strongroom.sandbox.scheduler import get_core, record_event, set_condition, sync_on_changes
 from strongroom.sandbox.snapshots import valid_handle
 from strongroom.sandbox.tokens import ISSUER, TokenIssuer, pod_token_lifetime
 
@@ -1176,14 +1176,7 @@ class Kubelets:
     # ------------------------------------------------------------- helpers
 
     async def get(self, resource: str, namespace: str | None, name: str) -> JsonObject | None:
-        rt = self.engine.registry.lookup("", "v1", resource)
-        assert rt is not None
-        try:
-            return await self.engine.get(Target(rt, namespace, name))
-        except apierrors.ApiError as exc:
-            if exc.code == 404:
-                return None
-            raise
+        return await get_core(self.engine, resource, namespace, name)
 
     async def pod_token(self, pod: JsonObject, source: JsonObject) -> str:
         """A projected service-account token bound to the pod, as kubelet requests it."""

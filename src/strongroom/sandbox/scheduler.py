@@ -274,6 +274,18 @@ async def watch_changes(
     await asyncio.gather(*(one(resource) for _group, resource in resources))
 
 
+async def get_core(engine: Engine, resource: str, namespace: str | None, name: str) -> JsonObject | None:
+    """A core/v1 object, or None when it does not exist."""
+    rt = engine.registry.lookup("", "v1", resource)
+    assert rt is not None
+    try:
+        return await engine.get(Target(rt, namespace, name))
+    except apierrors.ApiError as exc:
+        if exc.code == 404:
+            return None
+        raise
+
+
 async def sync_on_changes(
     engine: Engine,
     resources: Iterable[tuple[str, str]],
@@ -399,14 +411,7 @@ class Scheduler:
         return affinities
 
     async def _get(self, resource: str, namespace: str | None, name: str) -> JsonObject | None:
-        rt = self.engine.registry.lookup("", "v1", resource)
-        assert rt is not None
-        try:
-            return await self.engine.get(Target(rt, namespace, name))
-        except apierrors.ApiError as exc:
-            if exc.code == 404:
-                return None
-            raise
+        return await get_core(self.engine, resource, namespace, name)
 
     async def _report(self, pod: JsonObject, message: str) -> None:
         """PodScheduled False with the reasons, and one FailedScheduling event per new message."""
