@@ -76,12 +76,21 @@ async def back_up_volume(
     """Snapshot the files of the volume at ``path`` into ``namespace``'s repository in ``location``."""
     async with repositories.using(location, namespace) as restic:
         wanted = parent_tags(tags)
-        parent = await restic.latest_snapshot(wanted) if wanted and not restic.created else None
+        parent = (
+            await while_locked(
+                lambda: restic.latest_snapshot(wanted),
+                what=f"finding the parent of {path}",
+                unlock=restic.unlock,
+            )
+            if wanted and not restic.created
+            else None
+        )
         if parent is not None:
             _log.debug("backing up %s with parent snapshot %s", path, parent.short_id)
         summary = await while_locked(
             lambda: restic.backup(path, tags=tags, parent=parent.id if parent else None, progress=progress),
             what=f"backup of {path}",
+            unlock=restic.unlock,
         )
     if summary is None:
         _log.info("volume %s is empty: no snapshot taken", path)
@@ -109,7 +118,9 @@ async def restore_volume(
     """
     async with repositories.using(location, source_namespace, create=False) as restic:
         stats = await while_locked(
-            lambda: restic.restore(snapshot_id, path, progress=progress), what=f"restore into {path}"
+            lambda: restic.restore(snapshot_id, path, progress=progress),
+            what=f"restore into {path}",
+            unlock=restic.unlock,
         )
     return stats.total_size
 

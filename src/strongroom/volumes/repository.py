@@ -232,7 +232,7 @@ class Repositories:
     async def ensure_repository(
         self, location: RepositoryLocation, namespace: str, *, create: bool = True
     ) -> Restic:
-        """The namespace's repository in ``location``: created when missing, unlocked, recorded Ready."""
+        """The namespace's repository in ``location``: created when missing, recorded Ready."""
         async with self._lock(location, namespace).opening:
             record = await self._record(location, namespace)
             try:
@@ -263,9 +263,13 @@ class Repositories:
                 )
                 return
             await while_locked(
-                lambda: restic.forget(snapshot_ids), what=f"forgetting snapshots of {namespace}"
+                lambda: restic.forget(snapshot_ids),
+                what=f"forgetting snapshots of {namespace}",
+                unlock=restic.unlock,
             )
-            await while_locked(restic.prune, what=f"pruning the repository of {namespace}")
+            await while_locked(
+                restic.prune, what=f"pruning the repository of {namespace}", unlock=restic.unlock
+            )
         _log.info(
             "forgot %d snapshot(s) of namespace %s in location %s",
             len(snapshot_ids),
@@ -297,9 +301,8 @@ class Repositories:
                     hint=f"copy the Secret {PASSWORD_SECRET} from the cluster that created the repository "
                     f"into namespace {self._namespace} (kubectl get secret {PASSWORD_SECRET} -o yaml)",
                 )
-            restic = self.restic(location, namespace, password)
-            await restic.unlock()
-            return restic
+            # Stale locks are removed when one is in the way (`while_locked`), not before every use.
+            return self.restic(location, namespace, password)
         if not create:
             raise NotFoundError(
                 f"there is no restic repository at {url}",
@@ -316,7 +319,6 @@ class Repositories:
                 raise
             # Another agent created it meanwhile; it is the same password (one Secret).
             _log.info("restic repository %s was created by another agent", url)
-            await restic.unlock()
             return restic
         # Just created: no lock to clear and no snapshot to look for.
         restic.created = True

@@ -84,20 +84,35 @@ def is_locked(exc: BaseException) -> bool:
 
 
 async def while_locked(
-    call: Callable[[], Awaitable[T]], *, what: str, timeout: float = 900.0, first_delay: float = 2.0
+    call: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    unlock: Callable[[], Awaitable[None]] | None = None,
+    timeout: float = 900.0,
+    first_delay: float = 2.0,
 ) -> T:
     """Run ``call``; while another restic (a prune, a deletion) holds the lock, wait and try again.
 
-    restic 0.14 gives up at once on a locked repository; a backup that meets the
-    exclusive lock of a prune must wait for it, not fail.
+    restic 0.14 gives up at once on a locked repository. The first time, ``unlock``
+    (``restic unlock``: it removes only stale locks, of dead processes) runs and the
+    call is tried again at once, so a lock left by a killed restic costs nothing more;
+    a live lock (a prune) is waited out with back-off.
     """
     deadline = time.monotonic() + timeout
     delay = first_delay
+    unlocked = unlock is None
     while True:
         try:
             return await call()
         except ResticError as exc:
-            if not is_locked(exc) or time.monotonic() + delay > deadline:
+            if not is_locked(exc):
+                raise
+            if not unlocked and unlock is not None:
+                unlocked = True
+                _log.info("%s: the repository is locked; removing stale locks", what)
+                await unlock()
+                continue
+            if time.monotonic() + delay > deadline:
                 raise
             _log.info("%s: the repository is locked by another operation, trying again in %.0fs", what, delay)
             await asyncio.sleep(delay)

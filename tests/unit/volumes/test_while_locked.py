@@ -40,3 +40,21 @@ async def test_other_errors_and_a_lock_that_outlasts_the_timeout_are_raised() ->
         await while_locked(locked, what="backup", timeout=0.05, first_delay=0.02)
     assert is_locked(ResticError("repository is already locked by PID 9"))
     assert not is_locked(ValueError("already locked"))
+
+
+@run_async
+async def test_stale_locks_are_removed_once_before_waiting() -> None:
+    events: list[str] = []
+
+    async def backup() -> str:
+        events.append("backup")
+        if events.count("unlock") == 0:
+            raise ResticError("repository is already locked by PID 4 on this host")
+        return "done"
+
+    async def unlock() -> None:
+        events.append("unlock")
+
+    assert await while_locked(backup, what="backup", unlock=unlock, first_delay=5.0) == "done"
+    # No waiting: the lock was a dead process's, removed and retried at once.
+    assert events == ["backup", "unlock", "backup"]
