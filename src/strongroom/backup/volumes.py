@@ -110,7 +110,7 @@ class VolumeBackups:
         hooks: BackupHookRunner | None = None,
         default_to_fs_backup: bool = False,
         fs_backup_timeout: timedelta = DEFAULT_FS_BACKUP_TIMEOUT,
-        poll: float = 0.5,
+        poll: float = 0.25,
     ) -> None:
         self._kube = kube
         self._backup = backup

@@ -136,7 +136,7 @@ class VolumeRestores:
         restore_pvs: bool | None = None,
         helper_image: str = DEFAULT_RESTORE_HELPER_IMAGE,
         timeout: timedelta = DEFAULT_FS_RESTORE_TIMEOUT,
-        poll: float = 0.5,
+        poll: float = 0.25,
     ) -> None:
         self._kube = kube
         self._data = data
