@@ -258,7 +258,7 @@ def _volume_lines(
             f"  CSI Snapshots:  {status.get('csiVolumeSnapshotsCompleted', 0)} of "
             f"{status['csiVolumeSnapshotsAttempted']} completed"
         )
-    elif not csi:
+    elif not csi and volume_infos is not None:
         lines.append("  CSI Snapshots:  <none included>")
     if details:
         for info in csi:
@@ -283,8 +283,11 @@ def _volume_lines(
                 lines.extend(f"      {entry}" for entry in entries)
             else:
                 lines.append(f"    {result}:  {len(entries)}")
-    else:
+    elif volume_infos is not None:
         lines.append("  Pod Volume Backups:  <none included>")
+    else:
+        # What the server's status does not say (the per-volume records are in the location).
+        lines.append("  Pod Volume Backups:  kubectl get podvolumebackups -l velero.io/backup-name=<backup>")
     hooks = status.get("hookStatus") or {}
     lines += [
         "",

@@ -196,23 +196,46 @@ def prepare_rootfs(rootfs: Path) -> None:
             link.symlink_to(target)
 
 
+def system_binds(host_dir: Path, targets: list[str]) -> list[str]:
+    """Read-only binds of a host system directory that leave room for the container's mounts inside it.
+
+    A volume mounted under ``/usr`` or ``/etc`` (``/usr/share/nginx/html``, a
+    config map at ``/etc/config``) needs a mount point the read-only host
+    directory does not have: along the path to each such mount, the directory
+    is made in the container's own root and the host's entries beside the path
+    are bound one by one.
+    """
+    prefix = f"{host_dir}/"
+    inside = [target.rstrip("/") for target in targets if target.startswith(prefix)]
+    if not inside or not host_dir.is_dir():
+        return ["--ro-bind", str(host_dir), str(host_dir)]
+    on_path = {target[len(prefix) :].split("/", 1)[0] for target in inside}
+    argv = ["--dir", str(host_dir)]
+    for entry in sorted(host_dir.iterdir(), key=lambda path: path.name):
+        if entry.is_symlink():
+            argv += ["--symlink", os.readlink(entry), str(entry)]
+        elif entry.name not in on_path:
+            argv += ["--ro-bind", str(entry), str(entry)]
+        elif entry.is_dir():
+            argv += system_binds(entry, inside)
+        # A file where a mount goes: the mount takes its place.
+    return argv
+
+
 def bwrap_argv(spec: SandboxSpec, bwrap: str = BWRAP) -> list[str]:
     """The bubblewrap command line for a container: its root, the host's system dirs, its mounts.
 
     Binds come after ``/tmp`` so that a volume or Python path under ``/tmp`` is
     visible; mounts are ordered by depth so that a mount inside another lands on it.
     """
+    targets = [mount.target for mount in spec.mounts]
     argv = [
         bwrap,
         "--bind",
         str(spec.rootfs),
         "/",
-        "--ro-bind",
-        "/usr",
-        "/usr",
-        "--ro-bind",
-        "/etc",
-        "/etc",
+        *system_binds(Path("/usr"), targets),
+        *system_binds(Path("/etc"), targets),
         "--proc",
         "/proc",
         "--dev",
@@ -226,8 +249,12 @@ def bwrap_argv(spec: SandboxSpec, bwrap: str = BWRAP) -> list[str]:
             argv += ["--bind", str(path), str(path)]
     else:
         argv += ["--tmpfs", "/tmp"]
+    shared = host_view_paths() if spec.host_view else []
     for path in spec.read_only_paths:
-        argv += ["--ro-bind", str(path), str(path)]
+        # A host-view container sees these writable already (a read-only bind would hide its
+        # data under the project directory, such as a local backup location there).
+        if not any(path == top or top in path.parents for top in shared):
+            argv += ["--ro-bind", str(path), str(path)]
     for mount in sorted(spec.mounts, key=lambda m: m.target.rstrip("/").count("/")):
         argv += ["--ro-bind" if mount.read_only else "--bind", str(mount.source), mount.target]
     argv += ["--chdir", spec.working_dir or "/", "--die-with-parent", "--clearenv"]

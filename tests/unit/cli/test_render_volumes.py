@@ -49,3 +49,9 @@ def test_without_details_only_counts_and_an_empty_backup_says_none() -> None:
     assert "CSI Snapshots:  <none included>" in empty
     assert "Pod Volume Backups:  <none included>" in empty
     assert "HooksAttempted:  0" in empty
+
+
+def test_without_the_volume_records_nothing_is_claimed_about_the_copies() -> None:
+    text = "\n".join(_volume_lines({}, None, details=True))
+    assert "<none included>" not in text
+    assert "kubectl get podvolumebackups" in text

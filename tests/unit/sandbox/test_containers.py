@@ -24,6 +24,7 @@ from strongroom.sandbox.containers import (
     python_paths,
     render_log,
     select_log_lines,
+    system_binds,
 )
 from strongroom.sandbox.runtime import LogOptions
 
@@ -203,3 +204,35 @@ def test_rendering_adds_timestamps_on_request() -> None:
     lines = _lines("x", "y")
     assert render_log(lines, timestamps=False) == b"x\ny\n"
     assert render_log(lines[:1], timestamps=True) == b"1970-01-01T00:01:40.000000000Z x\n"
+
+
+def test_mounts_under_read_only_system_directories_get_their_own_mount_points(tmp_path: Path) -> None:
+    host = tmp_path / "usr"
+    (host / "bin").mkdir(parents=True)
+    (host / "share" / "doc").mkdir(parents=True)
+    (host / "lib64").symlink_to("lib")
+    argv = system_binds(host, [f"{host}/share/nginx/html", "/data"])
+    text = " ".join(argv)
+    # The path to the mount is the container's own; everything beside it is the host's, read-only.
+    assert argv[:2] == ["--dir", str(host)]
+    assert f"--ro-bind {host}/bin {host}/bin" in text
+    assert f"--dir {host}/share" in text and f"--ro-bind {host}/share/doc {host}/share/doc" in text
+    assert f"--symlink lib {host}/lib64" in text
+    assert f"--ro-bind {host}/share {host}/share" not in text
+    # Without a mount inside it, the directory is bound whole.
+    assert system_binds(host, ["/data"]) == ["--ro-bind", str(host), str(host)]
+
+
+def test_a_host_view_keeps_shared_directories_writable_under_python_paths(tmp_path: Path) -> None:
+    shared = host_view_paths()
+    inside = shared[0] / "project" / "src"
+    spec = SandboxSpec(
+        rootfs=tmp_path / "rootfs",
+        argv=["python"],
+        env={},
+        read_only_paths=[inside, Path("/usr/local/python-elsewhere")],
+        host_view=True,
+    )
+    argv = bwrap_argv(spec, bwrap="bwrap")
+    assert str(inside) not in argv
+    assert "--ro-bind /usr/local/python-elsewhere /usr/local/python-elsewhere" in " ".join(argv)
