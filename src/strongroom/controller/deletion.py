@@ -112,7 +112,10 @@ class DeletionController:
                 # Some volume data may be gone already: the backup is no longer whole, so it stays
                 # Deleting (not restorable) until a new request finishes the deletion.
                 await ctx.patch_status(ctx.resources.backups, backup_name, {"phase": "Deleting"})
-                return [*volume_errors, "the backup's files are kept: delete it again once the cause is fixed"]
+                return [
+                    *volume_errors,
+                    "the backup's files are kept: delete it again once the cause is fixed",
+                ]
             removed = await catalog.delete_backup(backup_name)
             _log.info("removed %d files of backup %s", removed, backup_name)
         except StrongroomError as exc:
