@@ -235,8 +235,19 @@ def test_invalid_schedules_and_restores_fail_and_the_server_keeps_working(
         velero("Schedule", "bad-cron", adp, schedule="0 25 * * *", template={"includedNamespaces": ["x"]}),
         velero("Restore", "from-nothing", adp, backupName="no-such-backup"),
         velero("Restore", "no-source", adp),
+        velero(
+            "Restore",
+            "bad-init-hook",
+            adp,
+            backupName="no-such-backup",
+            hooks={
+                "resources": [{"name": "h", "postHooks": [{"init": {"initContainers": [{"name": "x"}]}}]}]
+            },
+        ),
     )
     bad = wait_phase(sandbox, "schedules", "bad-cron", adp, ("FailedValidation",))
+    hook = wait_phase(sandbox, "restores", "bad-init-hook", adp, ("FailedValidation",))
+    assert any("invalid InitContainer" in message for message in hook["status"]["validationErrors"])
     assert "invalid schedule" in bad["status"]["validationErrors"][0]
     missing = wait_phase(sandbox, "restores", "from-nothing", adp, ("FailedValidation",))
     assert "no-such-backup" in missing["status"]["validationErrors"][0]

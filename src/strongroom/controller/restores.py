@@ -18,6 +18,7 @@ from strongroom.controller.context import ServerContext, phase_of, stored_form
 from strongroom.controller.locations import Locations, is_read_only
 from strongroom.controller.runs import ProgressWriter, RunController
 from strongroom.errors import NotFoundError, StrongroomError
+from strongroom.hooks import RestoreHookSet
 from strongroom.model import labels as velero_labels
 from strongroom.model.filters import validate_restore_spec
 from strongroom.model.velero import Restore, format_timestamp
@@ -123,7 +124,10 @@ class RestoreController(RunController):
         schedule_name = str(spec.get("scheduleName") or "")
         # The spec as written (a backup or a schedule, not both), before the schedule is resolved.
         try:
-            errors.extend(validate_restore_spec(Restore.from_manifest(request).spec))
+            parsed = Restore.from_manifest(request).spec
+            errors.extend(validate_restore_spec(parsed))
+            # Init hooks missing a name, image or command: Velero refuses the restore before it starts.
+            errors.extend(RestoreHookSet(parsed.hooks).validation_errors())
         except StrongroomError as exc:
             errors.append(exc.message)
         except ValueError as exc:

@@ -666,7 +666,8 @@ class _Apply:
             self.counters.restored += 1
             self._record(item, "created")
             self.log.info("Restored item", **fields)
-        except KubeError as exc:
+        except StrongroomError as exc:
+            # The API server's refusal, or an item the volume work could not prepare (a bad init hook).
             self._record(item, "failed")
             self.results.errors.add(namespace, f"error restoring {resource} {_ref(item)}: {exc.message}")
             self.log.error(f"error restoring item: {exc.message}", **fields)
