@@ -212,6 +212,15 @@ class Engine:
         obj = self.to_external(t.rt, stored.obj)
         return _to_scale(t.rt, obj) if t.subresource == "scale" else obj
 
+    async def get_if_exists(self, t: Target) -> JsonObject | None:
+        """The object, or None when it does not exist (what the sandbox's own controllers ask)."""
+        try:
+            return await self.get(t)
+        except apierrors.ApiError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
     def _filters(self, t: Target, opts: ListOptions) -> Callable[[JsonObject], bool] | None:
         labels = _parse_labels(opts.label_selector)
         fields = self._parse_fields(t.rt, opts.field_selector)
@@ -1448,3 +1457,10 @@ def _check_claim_spec_update(rt: ResourceType, name: str, old: JsonObject, new: 
                 )
             ],
         )
+
+
+async def get_core(engine: Engine, resource: str, namespace: str | None, name: str) -> JsonObject | None:
+    """A core/v1 object, or None when it does not exist."""
+    rt = engine.registry.lookup("", "v1", resource)
+    assert rt is not None
+    return await engine.get_if_exists(Target(rt, namespace, name))

@@ -49,9 +49,17 @@ from strongroom.sandbox.containers import (
     signal_main,
     spawn,
 )
-from strongroom.sandbox.engine import DeleteOptions, Engine, ListOptions, Target, WriteOptions, now_rfc3339
+from strongroom.sandbox.engine import (
+    DeleteOptions,
+    Engine,
+    ListOptions,
+    Target,
+    WriteOptions,
+    get_core,
+    now_rfc3339,
+)
 from strongroom.sandbox.runtime import HOSTPATH_DRIVER, LogOptions, node_root, volume_dir
-from strongroom.sandbox.scheduler import get_core, record_event, set_condition, sync_on_changes
+from strongroom.sandbox.scheduler import record_event, set_condition, sync_on_changes
 from strongroom.sandbox.snapshots import valid_handle
 from strongroom.sandbox.tokens import ISSUER, TokenIssuer, pod_token_lifetime
 

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from strongroom.sandbox import apierrors
-from strongroom.sandbox.engine import Engine, ListOptions, Target, WriteOptions, now_rfc3339
+from strongroom.sandbox.engine import Engine, ListOptions, Target, WriteOptions, get_core, now_rfc3339
 from strongroom.sandbox.store import Stored
 
 log = logging.getLogger(__name__)
@@ -272,18 +272,6 @@ async def watch_changes(
             await asyncio.sleep(0.5)
 
     await asyncio.gather(*(one(resource) for _group, resource in resources))
-
-
-async def get_core(engine: Engine, resource: str, namespace: str | None, name: str) -> JsonObject | None:
-    """A core/v1 object, or None when it does not exist."""
-    rt = engine.registry.lookup("", "v1", resource)
-    assert rt is not None
-    try:
-        return await engine.get(Target(rt, namespace, name))
-    except apierrors.ApiError as exc:
-        if exc.code == 404:
-            return None
-        raise
 
 
 async def sync_on_changes(

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from strongroom.sandbox import apierrors
-from strongroom.sandbox.engine import Engine, Target
+from strongroom.sandbox.engine import Engine, get_core
 
 __all__ = [
     "EXTENDED_EXPIRATION",
@@ -189,24 +189,13 @@ def _load_or_create_key(path: Path) -> rsa.RSAPrivateKey:
     return key
 
 
-async def _get(engine: Engine, resource: str, namespace: str, name: str) -> JsonObject | None:
-    rt = engine.registry.lookup("", "v1", resource)
-    assert rt is not None
-    try:
-        return await engine.get(Target(rt, namespace, name))
-    except apierrors.ApiError as exc:
-        if exc.code == 404:
-            return None
-        raise
-
-
 async def token_request(
     engine: Engine, issuer: TokenIssuer, namespace: str, name: str, body: Any, *, now: float | None = None
 ) -> JsonObject:
     """``POST serviceaccounts/{name}/token``: the TokenRequest with its status filled in."""
     if not isinstance(body, dict):
         raise apierrors.bad_request("the body of the request must be a TokenRequest object")
-    account = await _get(engine, "serviceaccounts", namespace, name)
+    account = await get_core(engine, "serviceaccounts", namespace, name)
     if account is None:
         raise apierrors.not_found("", "serviceaccounts", name)
     spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
@@ -283,7 +272,7 @@ async def _bound_pod(engine: Engine, namespace: str, ref: Any) -> JsonObject | N
         )
     if ref.get("kind") != "Pod":
         return None
-    pod = await _get(engine, "pods", namespace, str(ref.get("name", "")))
+    pod = await get_core(engine, "pods", namespace, str(ref.get("name", "")))
     if pod is None or (ref.get("uid") and ref["uid"] != pod["metadata"]["uid"]):
         raise apierrors.not_found("", "pods", str(ref.get("name", "")))
     return pod
@@ -295,11 +284,11 @@ async def authenticate(engine: Engine, issuer: TokenIssuer, token: str) -> Claim
     if claims is None or ISSUER not in claims.audiences:
         # kube-apiserver accepts only tokens meant for it (its --api-audiences).
         return None
-    account = await _get(engine, "serviceaccounts", claims.namespace, claims.name)
+    account = await get_core(engine, "serviceaccounts", claims.namespace, claims.name)
     if account is None or account["metadata"].get("uid") != claims.uid:
         return None
     if claims.pod_name:
-        pod = await _get(engine, "pods", claims.namespace, claims.pod_name)
+        pod = await get_core(engine, "pods", claims.namespace, claims.pod_name)
         if pod is None or pod["metadata"].get("uid") != claims.pod_uid:
             return None
     return claims

@@ -708,12 +708,7 @@ class Workloads:
     # ------------------------------------------------------------ API calls
 
     async def _get(self, rt: ResourceType, namespace: str, name: str) -> JsonObject | None:
-        try:
-            return await self.engine.get(Target(rt, namespace, name))
-        except apierrors.ApiError as exc:
-            if exc.code == 404:
-                return None
-            raise
+        return await self.engine.get_if_exists(Target(rt, namespace, name))
 
     async def _list(self, rt: ResourceType, namespace: str) -> list[JsonObject]:
         items: list[JsonObject] = (await self.engine.list(Target(rt, namespace), ListOptions()))["items"]
