@@ -36,6 +36,7 @@ from typing import Any, Final
 
 from strongroom.errors import NotFoundError, StrongroomError, UsageError
 from strongroom.kube import ApiResource, KubeAlreadyExists, KubeClient, KubeConflict, KubeNotFound
+from strongroom.model import labels as velero_labels
 from strongroom.storage import ObjectStore
 from strongroom.volumes.location import RepositoryLocation
 from strongroom.volumes.restic import Restic, ResticError, while_locked
@@ -53,9 +54,9 @@ _log = logging.getLogger(__name__)
 PASSWORD_SECRET: Final = "strongroom-repo-credentials"
 # Velero's default maintenance frequency of a restic repository.
 MAINTENANCE_FREQUENCY: Final = "168h0m0s"
-LABEL_NAMESPACE: Final = "velero.io/volume-namespace"
-LABEL_LOCATION: Final = "velero.io/storage-location"
-LABEL_TYPE: Final = "velero.io/repository-type"
+LABEL_NAMESPACE: Final = velero_labels.VOLUME_NAMESPACE_LABEL
+LABEL_LOCATION: Final = velero_labels.STORAGE_LOCATION_LABEL
+LABEL_TYPE: Final = velero_labels.REPOSITORY_TYPE_LABEL
 _PASSWORD_BYTES = 32
 # generateName's alphabet (no vowels, no look-alike digits), as the API server uses it.
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
