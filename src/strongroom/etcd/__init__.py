@@ -1,0 +1,1 @@
+"""Control-plane protection: etcd snapshots, membership and disaster recovery."""
