@@ -458,7 +458,9 @@ def restore_resources(archive: Path, host_root: Path) -> list[Restored]:
     Each top-level directory is extracted next to its destination under a
     hidden name, then renamed into place. An existing directory of the same
     name is kept when it is identical (types, bytes, modes, link targets), and
-    otherwise moved aside to ``<name>.before-restore-<timestamp>``; nothing is
+    otherwise moved aside to ``static-pod-resources-before-restore-<timestamp>/<name>``
+    next to ``static-pod-resources`` (outside it, so that cluster-backup.sh's
+    ``<component>-pod-[0-9]*`` glob never takes it for a revision); nothing is
     deleted.
     """
     with _open_archive(archive) as tar:
@@ -642,7 +644,9 @@ def _restore_top(
         if _same_tree(staging, final):
             _remove_staging(staging)
             return Restored(relative, "identical")
-        aside = _free_name(dest_root / f"{top}.before-restore-{stamp}")
+        aside_dir = dest_root.parent / f"{ARCHIVE_TOP}-before-restore-{stamp}"
+        aside_dir.mkdir(mode=0o700, exist_ok=True)
+        aside = _free_name(aside_dir / top)
         final.rename(aside)
         staging.rename(final)
         _log.info("moved the differing %s aside to %s", final, aside)

@@ -359,8 +359,9 @@ def test_restore_moves_a_differing_directory_aside(host: Path, archive: Path) ->
     etcd = outcomes["static-pod-resources/etcd-pod-3"]
     assert etcd.outcome == "replaced"
     assert etcd.moved_aside is not None
-    assert etcd.moved_aside.parent == resources
-    assert etcd.moved_aside.name.startswith("etcd-pod-3.before-restore-")
+    assert etcd.moved_aside.parent.parent == resources.parent
+    assert etcd.moved_aside.parent.name.startswith("static-pod-resources-before-restore-")
+    assert etcd.moved_aside.name == "etcd-pod-3"
     assert tree(etcd.moved_aside) == kept
     assert changed.read_text() == "revision: 3\n"
     assert not (resources / "etcd-pod-3/extra").exists()
