@@ -40,29 +40,50 @@ def up(
     insecure: Annotated[
         bool, typer.Option("--insecure", help="Serve plain HTTP without authentication.")
     ] = False,
+    etcd_endpoints: Annotated[
+        str | None,
+        typer.Option(
+            "--etcd-endpoints",
+            help="Store objects in this etcd (URL[,URL...]) instead of starting one; "
+            "the sandbox never stops it. Like kube-apiserver's --etcd-servers.",
+        ),
+    ] = None,
+    etcd_cacert: Annotated[
+        Path | None,
+        typer.Option("--etcd-cacert", help="CA bundle that signed the etcd members' certificates."),
+    ] = None,
+    etcd_cert: Annotated[
+        Path | None, typer.Option("--etcd-cert", help="Client certificate presented to etcd.")
+    ] = None,
+    etcd_key: Annotated[Path | None, typer.Option("--etcd-key", help="Key of --etcd-cert.")] = None,
 ) -> None:
-    """Start etcd and the API server; write DIR/kubeconfig."""
+    """Start etcd (unless --etcd-endpoints names one) and the API server; write DIR/kubeconfig."""
     if nodes < 0 or nodes > 1000:
         raise UsageError(f"--nodes must be between 0 and 1000, got {nodes}")
     if port is not None and not 1 <= port <= 65535:
         raise UsageError(f"--port must be between 1 and 65535, got {port}")
+    external: runner.ExternalEtcd | None = None
+    if etcd_endpoints is not None:
+        external = runner.ExternalEtcd.parse(etcd_endpoints, ca=etcd_cacert, cert=etcd_cert, key=etcd_key)
+    elif etcd_cacert or etcd_cert or etcd_key:
+        raise UsageError("--etcd-cacert, --etcd-cert and --etcd-key need --etcd-endpoints")
     state, ready = runner.status(directory)
     if ready and state is not None:
         typer.echo(f"sandbox already running at {state.server}")
         typer.echo(f"kubeconfig: {state.kubeconfig}")
         return
     if detach:
-        state = runner.start_detached(directory, port=port, nodes=nodes, insecure=insecure)
+        state = runner.start_detached(directory, port=port, nodes=nodes, insecure=insecure, etcd=external)
         typer.echo(f"sandbox ready at {state.server}")
         typer.echo(f"kubeconfig: {state.kubeconfig}")
         typer.echo(f"stop it with: strongroom sandbox down --dir {directory}")
         return
-    asyncio.run(runner.serve(directory, port=port, nodes=nodes, insecure=insecure))
+    asyncio.run(runner.serve(directory, port=port, nodes=nodes, insecure=insecure, etcd=external))
 
 
 @sandbox_app.command()
 def down(directory: DirOption) -> None:
-    """Stop everything the sandbox in DIR started; its data stays for the next `up`."""
+    """Stop everything the sandbox in DIR started (an external etcd runs on); its data stays for the next `up`."""
     if runner.stop(directory):
         typer.echo("sandbox stopped")
     else:
@@ -81,6 +102,7 @@ def status(
         "dir": str(directory.resolve()),
         "server": state.server if state else None,
         "etcdEndpoints": state.etcdEndpoints if state else [],
+        "etcdExternal": state.etcdExternal if state else False,
         "kubeconfig": state.kubeconfig if state else None,
         "pid": state.pid if state and ready else None,
         "nodes": state.nodes if state else [],

@@ -4,6 +4,10 @@ A sandbox is etcd plus the API server plus its controllers, with all state
 under DIR: etcd's data, the PKI, the kubeconfig, volumes and a state file
 that says which processes and ports belong to it. Starting again with the
 same DIR keeps every object and the same credentials.
+
+The API server can instead store objects in an etcd the caller runs (a
+multi-member or TLS cluster, as kube-apiserver's ``--etcd-servers`` points at
+one); the sandbox then neither starts nor stops etcd.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import ssl
 import sys
 import time
@@ -22,15 +27,16 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from etcd3aio import Etcd3Client
 
-from strongroom.errors import SandboxError
+from strongroom.errors import SandboxError, UsageError
 from strongroom.sandbox.apiserver import ApiServer
 from strongroom.sandbox.controllers import Controllers
 from strongroom.sandbox.engine import Engine
-from strongroom.sandbox.etcdproc import free_port, pid_alive, start_etcd, stop_pid
+from strongroom.sandbox.etcdproc import EtcdMember, free_port, pid_alive, start_etcd, stop_pid
 from strongroom.sandbox.kubelet import Kubelets
 from strongroom.sandbox.pki import ensure_pki, server_ssl_context, write_kubeconfig
 from strongroom.sandbox.resources import ResourceRegistry
@@ -45,6 +51,105 @@ log = logging.getLogger(__name__)
 STATE_FILE = "sandbox.json"
 LOG_FILE = "sandbox.log"
 READY_TIMEOUT = 30.0
+ETCD_CONNECT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class ExternalEtcd:
+    """An etcd the caller runs: its client URLs and the TLS files to reach it (kube-apiserver's --etcd-*)."""
+
+    endpoints: tuple[str, ...]
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+    @classmethod
+    def parse(
+        cls, endpoints: str, *, ca: Path | None = None, cert: Path | None = None, key: Path | None = None
+    ) -> ExternalEtcd:
+        """``host:port`` or ``http(s)://host:port``, comma-separated; a bare one is https when a CA is given."""
+        urls: list[str] = []
+        for raw in endpoints.split(","):
+            item = raw.strip()
+            if not item:
+                continue
+            if "://" not in item:
+                item = ("https://" if ca else "http://") + item
+            parts = urlsplit(item)
+            try:
+                port = parts.port
+            except ValueError:
+                port = None
+            if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
+                raise UsageError(
+                    f"malformed etcd endpoint {raw.strip()!r}", hint="use http(s)://HOST:PORT[,...]"
+                )
+            urls.append(f"{parts.scheme}://{parts.hostname}:{port}")
+        if not urls:
+            raise UsageError("no etcd endpoint given", hint="pass --etcd-endpoints https://HOST:PORT[,...]")
+        if (cert is None) != (key is None):
+            raise UsageError("--etcd-cert and --etcd-key go together: give both or neither")
+        schemes = {url.split("://", 1)[0] for url in urls}
+        if len(schemes) > 1:
+            raise UsageError("the etcd endpoints mix http and https", hint="use one scheme for every member")
+        if "https" in schemes and ca is None:
+            raise UsageError(
+                "https etcd endpoints need the CA that signed the members' certificates",
+                hint="pass --etcd-cacert FILE",
+            )
+        if "http" in schemes and (ca or cert):
+            raise UsageError(
+                "TLS files were given but the etcd endpoints are http://", hint="use https:// endpoints"
+            )
+        ca, cert, key = (path.resolve() if path else None for path in (ca, cert, key))
+        for path in (ca, cert, key):
+            if path is not None and not path.is_file():
+                raise UsageError(f"cannot read {path}: no such file")
+        return cls(tuple(dict.fromkeys(urls)), ca, cert, key)
+
+    @property
+    def secure(self) -> bool:
+        return self.endpoints[0].startswith("https://")
+
+    def client(self) -> Etcd3Client:
+        """An etcd3aio client over every endpoint (round-robin), verifying TLS as etcdctl would."""
+        addresses: list[str] = []
+        for url in self.endpoints:
+            parts = urlsplit(url)
+            host = parts.hostname or "127.0.0.1"
+            try:
+                address = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+            except OSError as exc:
+                raise SandboxError(f"cannot resolve etcd host {host!r}: {exc}") from exc
+            addresses.append(f"{address}:{parts.port}")
+        if not self.secure:
+            return Etcd3Client(addresses)
+        pem: dict[str, bytes] = {}
+        for name, path in (("ca_cert", self.ca), ("cert_chain", self.cert), ("cert_key", self.key)):
+            if path is None:
+                continue
+            try:
+                pem[name] = path.read_bytes()
+            except OSError as exc:
+                raise SandboxError(f"cannot read {path}: {exc.strerror}") from exc
+        # One channel serves every member, so one name is verified: the first endpoint's host,
+        # which each member's serving certificate must carry (true of loopback test clusters).
+        return Etcd3Client(
+            addresses,
+            tls_server_name=urlsplit(self.endpoints[0]).hostname,
+            ca_cert=pem.get("ca_cert"),
+            cert_chain=pem.get("cert_chain"),
+            cert_key=pem.get("cert_key"),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """What the state file records of it (paths only; never the keys' content)."""
+        return {
+            "endpoints": list(self.endpoints),
+            "cacert": str(self.ca) if self.ca else None,
+            "cert": str(self.cert) if self.cert else None,
+            "key": str(self.key) if self.key else None,
+        }
 
 
 @dataclass
@@ -64,6 +169,8 @@ class SandboxState:
     insecure: bool = False
     ready: bool = False
     startedAt: str = ""
+    etcdExternal: bool = False
+    """The etcd is the caller's (`--etcd-endpoints`): the sandbox neither started it nor stops it."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -125,24 +232,35 @@ async def serve(
     nodes: int = 1,
     insecure: bool = False,
     stop: asyncio.Event | None = None,
+    etcd: ExternalEtcd | None = None,
 ) -> None:
-    """Run the sandbox in this process until `stop` is set (or SIGINT/SIGTERM)."""
+    """Run the sandbox in this process until `stop` is set (or SIGINT/SIGTERM).
+
+    With `etcd`, objects go to that (caller's) etcd, which is neither started nor stopped here.
+    """
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     previous = read_state(directory)
     if is_running(previous) and previous is not None and previous.pid != os.getpid():
         raise SandboxError(f"a sandbox is already running in {directory} (pid {previous.pid})")
-    if previous is not None and pid_alive(previous.etcdPid):
+    if previous is not None and previous.etcdPid > 0 and pid_alive(previous.etcdPid):
         # Left over from a crashed server: its etcd must not hold the data dir.
         stop_pid(previous.etcdPid)
     pki = ensure_pki(directory)
-    etcd = start_etcd(
-        directory / "etcd",
-        client_port=previous.etcd_client_port if previous else None,
-        peer_port=previous.etcdPeerPort if previous else None,
-        log_file=directory / "etcd.log",
-    )
-    client = Etcd3Client([etcd.endpoint])
+    own_etcd: EtcdMember | None = None
+    if etcd is None:
+        reuse = previous is not None and not previous.etcdExternal
+        own_etcd = start_etcd(
+            directory / "etcd",
+            client_port=previous.etcd_client_port if previous and reuse else None,
+            peer_port=previous.etcdPeerPort if previous and reuse else None,
+            log_file=directory / "etcd.log",
+        )
+        client = Etcd3Client([own_etcd.endpoint])
+        etcd_endpoints = [own_etcd.client_url]
+    else:
+        client = etcd.client()
+        etcd_endpoints = list(etcd.endpoints)
     # kube-apiserver lifts gRPC's 4 MiB receive limit for etcd; etcd3aio exposes its
     # channel options only on its connection manager (pinned version).
     client._manager.grpc_options.append(("grpc.max_receive_message_length", 2**31 - 1))
@@ -153,6 +271,8 @@ async def serve(
     scheduling: asyncio.Task[None] | None = None
     try:
         await client.connect()
+        if etcd is not None:
+            await _check_reachable(client, etcd)
         registry = ResourceRegistry()
         engine = Engine(Store(client), registry)
         api_port = free_port(port or (previous.port if previous else None))
@@ -206,17 +326,19 @@ async def serve(
             pid=os.getpid(),
             server=server_url,
             port=api_port,
-            etcdEndpoints=[etcd.client_url],
-            etcdPid=etcd.pid,
-            etcdPeerPort=int(etcd.peer_url.rsplit(":", 1)[1]),
+            etcdEndpoints=etcd_endpoints,
+            etcdPid=own_etcd.pid if own_etcd else 0,
+            etcdPeerPort=int(own_etcd.peer_url.rsplit(":", 1)[1]) if own_etcd else 0,
             kubeconfig=str(kubeconfig),
             nodes=node_list(directory, nodes),
             insecure=insecure,
             ready=True,
             startedAt=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            etcdExternal=etcd is not None,
+            extra={"etcd": etcd.describe()} if etcd is not None else {},
         )
         _write_state(directory, state)
-        log.info("sandbox ready at %s (etcd %s)", server_url, etcd.client_url)
+        log.info("sandbox ready at %s (etcd %s)", server_url, ",".join(etcd_endpoints))
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -238,7 +360,8 @@ async def serve(
             await runner.cleanup()
         with contextlib.suppress(Exception):
             await client.close()
-        stop_pid(etcd.pid)
+        if own_etcd is not None:  # an external etcd is the caller's to stop
+            stop_pid(own_etcd.pid)
         current = read_state(directory)
         if current is not None and current.pid == os.getpid():
             current.ready = False
@@ -246,7 +369,20 @@ async def serve(
             _write_state(directory, current)
 
 
-def start_detached(directory: Path, *, port: int | None, nodes: int, insecure: bool) -> SandboxState:
+async def _check_reachable(client: Etcd3Client, etcd: ExternalEtcd) -> None:
+    """Fail at start, with the endpoints named, rather than on the first request."""
+    try:
+        await client.ping(write_check=False, timeout=ETCD_CONNECT_TIMEOUT)
+    except Exception as exc:  # gRPC, TLS and etcd3aio failures all mean: cannot use it
+        raise SandboxError(
+            f"etcd at {','.join(etcd.endpoints)} is not usable: {exc}",
+            hint="check that the members run, and that --etcd-cacert/--etcd-cert/--etcd-key match their TLS",
+        ) from exc
+
+
+def start_detached(
+    directory: Path, *, port: int | None, nodes: int, insecure: bool, etcd: ExternalEtcd | None = None
+) -> SandboxState:
     """Start the sandbox as a background process and wait until it answers /readyz."""
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
@@ -265,6 +401,11 @@ def start_detached(directory: Path, *, port: int | None, nodes: int, insecure: b
         args += ["--port", str(port)]
     if insecure:
         args.append("--insecure")
+    if etcd is not None:
+        args += ["--etcd-endpoints", ",".join(etcd.endpoints)]
+        for flag, path in (("--etcd-cacert", etcd.ca), ("--etcd-cert", etcd.cert), ("--etcd-key", etcd.key)):
+            if path is not None:
+                args += [flag, str(path)]
     log_path = directory / LOG_FILE
     # posix_spawn rather than Popen: the daemon outlives this process, and a Popen
     # object that is collected while its child runs is reported as a leak.
