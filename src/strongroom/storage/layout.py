@@ -12,6 +12,7 @@ builds one. Under the location's optional prefix::
     restores/<R>/restore-<R>-logs.gz          ... and the other per-restore files below
     restic/<namespace>                        a restic repository (one per namespace)
     kopia/ plugins/ metadata/                 other tools' directories
+    plugins/strongroom/etcd/snapshot_<ts>.db  etcd snapshots (``plugins/`` is a directory Velero allows)
 
 Files of our own (checksums, later encryption metadata) go inside
 ``backups/<B>/``, where Velero ignores unknown names. No other top-level
@@ -84,6 +85,11 @@ class Layout:
     @property
     def plugins_dir(self) -> str:
         return f"{self.root}plugins/"
+
+    @property
+    def etcd_snapshots_dir(self) -> str:
+        """etcd snapshots and their records, under ``plugins/`` so Velero still accepts the location."""
+        return f"{self.plugins_dir}strongroom/etcd/"
 
     @property
     def revision(self) -> str:
