@@ -13,6 +13,7 @@ import typer
 
 from strongroom import __version__
 from strongroom.cli.backup import backup_app
+from strongroom.cli.etcd import etcd_app
 from strongroom.cli.install import install, uninstall
 from strongroom.cli.locations import location_app
 from strongroom.cli.nodeagent import node_agent, restore_wait
@@ -34,6 +35,7 @@ app.add_typer(backup_app, name="backup")
 app.add_typer(restore_app, name="restore")
 app.add_typer(location_app, name="backup-location")
 app.add_typer(schedule_app, name="schedule")
+app.add_typer(etcd_app, name="etcd")
 app.command(name="server")(server)
 app.command(name="install")(install)
 app.command(name="uninstall")(uninstall)
