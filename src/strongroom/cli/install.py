@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -23,8 +23,10 @@ from strongroom.deploy.manifests import (
     DEFAULT_SERVER_CPU_REQUEST,
     DEFAULT_SERVER_MEMORY_LIMIT,
     DEFAULT_SERVER_MEMORY_REQUEST,
+    ETCD_BACKUP_NAME,
     SERVER_NAME,
     JsonObject,
+    inventory,
 )
 from strongroom.errors import UsageError
 from strongroom.model.duration import parse_duration
@@ -81,6 +83,43 @@ def _print_manifests(manifests: list[JsonObject], output: ManifestFormat) -> Non
         )
 
 
+def _etcd_backup_options(
+    schedule: str | None,
+    location: str | None,
+    keep_last: int | None,
+    keep_daily: int | None,
+    keep_weekly: int | None,
+    verify: bool | None,
+) -> dict[str, Any]:
+    """The InstallOptions fields of the etcd backup; its other flags are refused without a schedule."""
+    given = {
+        "--etcd-backup-location": location,
+        "--etcd-backup-keep-last": keep_last,
+        "--etcd-backup-keep-daily": keep_daily,
+        "--etcd-backup-keep-weekly": keep_weekly,
+        "--etcd-backup-verify/--no-etcd-backup-verify": verify,
+    }
+    if schedule is None:
+        stray = [flag for flag, value in given.items() if value is not None]
+        if stray:
+            raise UsageError(
+                f"{stray[0]} needs --etcd-backup-schedule",
+                hint="add --etcd-backup-schedule CRON (e.g. '0 */6 * * *') to install the etcd backup",
+            )
+        return {}
+    options: dict[str, Any] = {"etcd_backup_schedule": schedule}
+    for field, value in (
+        ("etcd_backup_location", location),
+        ("etcd_backup_keep_last", keep_last),
+        ("etcd_backup_keep_daily", keep_daily),
+        ("etcd_backup_keep_weekly", keep_weekly),
+        ("etcd_backup_verify", verify),
+    ):
+        if value is not None:
+            options[field] = value
+    return options
+
+
 def _echo(change: Change) -> None:
     typer.echo(str(change))
 
@@ -135,6 +174,42 @@ def install(
     node_agent_memory_request: Annotated[str, typer.Option("--node-agent-memory-request")] = "",
     node_agent_cpu_limit: Annotated[str, typer.Option("--node-agent-cpu-limit")] = "",
     node_agent_memory_limit: Annotated[str, typer.Option("--node-agent-memory-limit")] = "",
+    etcd_backup_schedule: Annotated[
+        str | None,
+        typer.Option(
+            "--etcd-backup-schedule",
+            help="Save an etcd snapshot on this cron schedule (5 fields, e.g. '0 */6 * * *') from a "
+            "CronJob on a control-plane node. Without it no etcd backup is installed.",
+        ),
+    ] = None,
+    etcd_backup_location: Annotated[
+        str | None,
+        typer.Option(
+            "--etcd-backup-location",
+            help="The BackupStorageLocation (in --namespace) the snapshots go to. Default: default.",
+        ),
+    ] = None,
+    etcd_backup_keep_last: Annotated[
+        int | None,
+        typer.Option(
+            "--etcd-backup-keep-last", help="After each snapshot keep the N newest (0: no rule). Default: 7."
+        ),
+    ] = None,
+    etcd_backup_keep_daily: Annotated[
+        int | None,
+        typer.Option("--etcd-backup-keep-daily", help="Also keep one a day for N days. Default: 0."),
+    ] = None,
+    etcd_backup_keep_weekly: Annotated[
+        int | None,
+        typer.Option("--etcd-backup-keep-weekly", help="Also keep one a week for N weeks. Default: 0."),
+    ] = None,
+    etcd_backup_verify: Annotated[
+        bool | None,
+        typer.Option(
+            "--etcd-backup-verify/--no-etcd-backup-verify",
+            help="Verify each snapshot after saving it (a trial restore in scratch space). Default: verify.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -159,7 +234,7 @@ def install(
     kubeconfig: KubeconfigOption = None,
     kubecontext: ContextOption = None,
 ) -> None:
-    """Install strongroom's CRDs, permissions, server Deployment and node-agent DaemonSet.
+    """Install strongroom's CRDs, permissions, server Deployment, node-agent DaemonSet and etcd backup CronJob.
 
     Applying is idempotent: each object is created, updated (only the fields
     strongroom renders; labels and fields others add are kept) or left
@@ -180,6 +255,14 @@ def install(
         ),
         node_agent_resources=Resources(
             node_agent_cpu_request, node_agent_memory_request, node_agent_cpu_limit, node_agent_memory_limit
+        ),
+        **_etcd_backup_options(
+            etcd_backup_schedule,
+            etcd_backup_location,
+            etcd_backup_keep_last,
+            etcd_backup_keep_daily,
+            etcd_backup_keep_weekly,
+            etcd_backup_verify,
         ),
     )
     seconds = _seconds(timeout)
@@ -208,6 +291,12 @@ def install(
         f"strongroom is installed in namespace {options.namespace!r}. "
         f"Check the server with: kubectl -n {options.namespace} get deployment {SERVER_NAME}"
     )
+    if options.etcd_backup:
+        typer.echo(
+            f"etcd snapshots are saved on schedule {options.etcd_backup_schedule!r} to "
+            f"BackupStorageLocation {options.etcd_backup_location!r}. Check them with: "
+            f"kubectl -n {options.namespace} get cronjob {ETCD_BACKUP_NAME}"
+        )
 
 
 def uninstall(
@@ -231,7 +320,7 @@ def uninstall(
 ) -> None:
     """Remove strongroom from the cluster; the backups in object storage are kept.
 
-    Deletes the server Deployment and node-agent DaemonSet, the permissions
+    Deletes the server Deployment, node-agent DaemonSet and etcd backup CronJob, the permissions
     and service accounts, then the namespace (with the Backup, Restore,
     Schedule, BackupStorageLocation ... resources in it), then the CRDs
     unless --keep-crds. Like `velero uninstall`, this removes resources from
@@ -241,7 +330,8 @@ def uninstall(
     backup again. A namespace that strongroom did not create is kept.
     Running it when nothing is installed reports "nothing to remove".
     """
-    manifests = render(InstallOptions(namespace=namespace))
+    # Whatever the installation was installed with: every optional component is looked for.
+    manifests = inventory(namespace)
     seconds = _seconds(timeout)
     if not yes:
         what = "the CRDs are kept" if keep_crds else "the CRDs and all their resources are deleted"

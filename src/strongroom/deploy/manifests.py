@@ -8,8 +8,9 @@ input is checked here, before any request, with the offending flag named.
 
 The shape follows what `velero install` renders (a Namespace, a service
 account, a Deployment with a metrics port and prometheus annotations, a
-`node-agent` DaemonSet with the kubelet's pod directory mounted) except for
-the permissions: Velero binds `cluster-admin`; strongroom binds roles that
+`node-agent` DaemonSet with the kubelet's pod directory mounted) plus, on
+request, a CronJob that saves etcd snapshots from a control-plane node the way
+`cluster-backup.sh` does, except for the permissions: Velero binds `cluster-admin`; strongroom binds roles that
 list what the server and the node agent use (see
 docs/decisions/0008-install-rbac.md).
 """
@@ -29,6 +30,7 @@ __all__ = [
     "CREDENTIALS_SECRET",
     "DEFAULT_IMAGE",
     "DEFAULT_NAMESPACE",
+    "ETCD_BACKUP_NAME",
     "LOG_LEVELS",
     "MANAGED_BY",
     "MANAGED_BY_LABEL",
@@ -40,6 +42,7 @@ __all__ = [
     "Resources",
     "cluster_object_name",
     "custom_resource_groups",
+    "inventory",
     "node_agent_security_context",
     "parse_quantity",
     "render",
@@ -52,6 +55,8 @@ DEFAULT_IMAGE: Final = f"strongroom/strongroom:{__version__}"
 SERVER_NAME: Final = "strongroom"
 NODE_AGENT_NAME: Final = "node-agent"
 CREDENTIALS_SECRET: Final = "cloud-credentials"
+ETCD_BACKUP_NAME: Final = "strongroom-etcd-backup"
+ETCD_BACKUP_COMPONENT: Final = "etcd-backup"
 METRICS_PORT: Final = 8085
 LOG_LEVELS: Final = ("trace", "debug", "info", "warning", "error", "fatal", "panic")
 
@@ -66,6 +71,12 @@ RBAC_GROUP: Final = "rbac.authorization.k8s.io"
 HOST_PODS_MOUNT: Final = "/host_pods"
 SCRATCH_DIR: Final = "/scratch"
 CREDENTIALS_DIR: Final = "/credentials"
+# Where the etcd backup pod sees the host's file system (only /etc/kubernetes of it).
+ETCD_HOST_ROOT: Final = "/host"
+ETCD_HOST_CONFIG_DIR: Final = "/etc/kubernetes"
+# Control-plane nodes carry one of these labels (and taints): kubeadm before 1.24 and
+# OpenShift label "master", newer kubeadm "control-plane"; some clusters carry both.
+CONTROL_PLANE_LABELS: Final = ("node-role.kubernetes.io/master", "node-role.kubernetes.io/control-plane")
 
 # Velero's defaults for its server pod (pkg/install/resources.go); the node
 # agent's are unset there (BestEffort), and so they are here.
@@ -75,6 +86,7 @@ DEFAULT_SERVER_CPU_LIMIT: Final = "1000m"
 DEFAULT_SERVER_MEMORY_LIMIT: Final = "512Mi"
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # The reference grammar of the distribution project (domain[:port]/path[:tag][@digest]),
 # without IPv6 literals.
 _DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
@@ -207,6 +219,13 @@ class InstallOptions:
     kubelet_root_dir: str = "/var/lib/kubelet"
     server_resources: Resources = SERVER_RESOURCES
     node_agent_resources: Resources = Resources()
+    # The etcd backup CronJob is rendered only with a schedule; the rest tunes it.
+    etcd_backup_schedule: str | None = None
+    etcd_backup_location: str = "default"
+    etcd_backup_keep_last: int = 7
+    etcd_backup_keep_daily: int = 0
+    etcd_backup_keep_weekly: int = 0
+    etcd_backup_verify: bool = True
 
     def __post_init__(self) -> None:
         if len(self.namespace) > 63 or not _DNS1123_LABEL.match(self.namespace):
@@ -242,6 +261,50 @@ class InstallOptions:
                 raise UsageError(
                     f"invalid --node-agent-supplemental-groups: group IDs are not negative, not {group}"
                 )
+        self._check_etcd_backup()
+
+    def _check_etcd_backup(self) -> None:
+        if self.etcd_backup_schedule is not None:
+            _check_cronjob_schedule(self.etcd_backup_schedule)
+        location = self.etcd_backup_location
+        if len(location) > 253 or not _DNS1123_SUBDOMAIN.match(location):
+            raise UsageError(
+                f"invalid --etcd-backup-location {location!r}: not a BackupStorageLocation name",
+                hint="the name of a BackupStorageLocation in the install namespace, e.g. default",
+            )
+        for flag, keep in (
+            ("--etcd-backup-keep-last", self.etcd_backup_keep_last),
+            ("--etcd-backup-keep-daily", self.etcd_backup_keep_daily),
+            ("--etcd-backup-keep-weekly", self.etcd_backup_keep_weekly),
+        ):
+            if keep < 0:
+                raise UsageError(
+                    f"invalid {flag} {keep}: must not be negative", hint="0 leaves that rule out of pruning"
+                )
+
+    @property
+    def etcd_backup(self) -> bool:
+        """Whether the scheduled etcd backup is part of the installation."""
+        return self.etcd_backup_schedule is not None
+
+
+def _check_cronjob_schedule(schedule: str) -> None:
+    """Refuse what a CronJob would not run as Velero's cron reads it; UsageError names the flag."""
+    # Imported here: the cron library is needed only when a schedule is given.
+    from strongroom.model.cron import CronError, parse_cron
+
+    example = "use five fields (minute hour day-of-month month day-of-week), e.g. '0 */6 * * *'"
+    if schedule.strip().startswith("@every"):
+        # Velero's parser takes "@every <duration>"; Kubernetes documents only the fields and
+        # the @hourly ... @yearly macros for CronJobs, so an interval is not relied on.
+        raise UsageError(
+            f"invalid --etcd-backup-schedule {schedule!r}: a CronJob takes no @every interval",
+            hint=example,
+        )
+    try:
+        parse_cron(schedule)
+    except CronError as exc:
+        raise UsageError(f"invalid --etcd-backup-schedule {schedule!r}: {exc}", hint=example) from None
 
 
 def cluster_object_name(namespace: str, component: str) -> str:
@@ -309,10 +372,11 @@ def _crds(options: InstallOptions, definitions: list[JsonObject]) -> list[JsonOb
 
 def _namespace(options: InstallOptions) -> JsonObject:
     meta = _meta(options, options.namespace, None, namespaced=False)
-    # The node agent mounts a hostPath and runs as root, which only the
+    # The node agent mounts a hostPath and runs as root, and the etcd backup
+    # also uses the host's network and runs privileged, which only the
     # "privileged" Pod Security level admits (Velero labels its namespace the
-    # same way); without it the server alone fits "restricted".
-    level = "privileged" if options.use_node_agent else "restricted"
+    # same way for its node agent); without them the server alone fits "restricted".
+    level = "privileged" if options.use_node_agent or options.etcd_backup else "restricted"
     for mode in ("enforce", "audit", "warn"):
         meta["labels"][f"pod-security.kubernetes.io/{mode}"] = level
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
@@ -413,6 +477,47 @@ def _node_agent_rbac(options: InstallOptions, groups: dict[str, list[str]]) -> l
         cluster_role,
         role,
         *_bindings(options, cluster_name, NODE_AGENT_NAME, NODE_AGENT_NAME, NODE_AGENT_NAME),
+    ]
+
+
+def _etcd_backup_rbac(options: InstallOptions) -> list[JsonObject]:
+    cluster_name = cluster_object_name(options.namespace, ETCD_BACKUP_COMPONENT)
+    cluster_role = {
+        "apiVersion": f"{RBAC_GROUP}/v1",
+        "kind": "ClusterRole",
+        "metadata": _meta(options, cluster_name, ETCD_BACKUP_COMPONENT, namespaced=False),
+        "rules": [
+            # etcd's endpoints come from kube-apiserver's flags (kube-system) or OpenShift's etcd
+            # pods (openshift-etcd), and the nodes say which are control-plane members.
+            _rule([""], ["pods"], ["get", "list"]),
+            _rule([""], ["nodes"], ["get", "list"]),
+            # On OpenShift the etcd operator's conditions tell whether etcd is being changed.
+            _rule(["config.openshift.io"], ["clusteroperators"], ["get", "list"]),
+        ],
+    }
+    role = {
+        "apiVersion": f"{RBAC_GROUP}/v1",
+        "kind": "Role",
+        "metadata": _meta(options, ETCD_BACKUP_NAME, ETCD_BACKUP_COMPONENT, namespaced=True),
+        "rules": [
+            # Where the snapshot goes, and that location's credentials (one Secret at a time).
+            _rule(["velero.io"], ["backupstoragelocations"], ["get", "list"]),
+            _rule([""], ["secrets"], ["get"]),
+            # OpenShift admits a privileged pod with a hostPath only under the "privileged"
+            # SecurityContextConstraints, which its service account must be allowed to use in
+            # this namespace; on other clusters the rule names a group that does not exist.
+            {
+                "apiGroups": ["security.openshift.io"],
+                "resources": ["securitycontextconstraints"],
+                "resourceNames": ["privileged"],
+                "verbs": ["use"],
+            },
+        ],
+    }
+    return [
+        cluster_role,
+        role,
+        *_bindings(options, cluster_name, ETCD_BACKUP_NAME, ETCD_BACKUP_NAME, ETCD_BACKUP_COMPONENT),
     ]
 
 
@@ -597,6 +702,106 @@ def _daemonset(options: InstallOptions) -> JsonObject:
     }
 
 
+def _etcd_backup_command(options: InstallOptions) -> list[str]:
+    command = [
+        "strongroom",
+        "etcd",
+        "snapshot",
+        "save",
+        "--storage-location",
+        options.etcd_backup_location,
+        "--namespace",
+        options.namespace,
+        "--host-root",
+        ETCD_HOST_ROOT,
+    ]
+    for flag, keep in (
+        ("--keep-last", options.etcd_backup_keep_last),
+        ("--keep-daily", options.etcd_backup_keep_daily),
+        ("--keep-weekly", options.etcd_backup_keep_weekly),
+    ):
+        if keep:
+            command += [flag, str(keep)]
+    if options.etcd_backup_verify:
+        command += ["--verify", "--scratch-dir", SCRATCH_DIR]
+    return command
+
+
+def _etcd_backup_cronjob(options: InstallOptions) -> JsonObject:
+    assert options.etcd_backup_schedule is not None
+    labels = _labels(options, ETCD_BACKUP_COMPONENT)
+    host_config = f"{ETCD_HOST_ROOT}{ETCD_HOST_CONFIG_DIR}"
+    container = {
+        "name": "etcd-backup",
+        "image": options.image,
+        "command": _etcd_backup_command(options),
+        "env": [
+            _field_env("NODE_NAME", "spec.nodeName"),
+            _field_env("POD_NAME", "metadata.name"),
+            _field_env("POD_NAMESPACE", "metadata.namespace"),
+            {"name": "STRONGROOM_SCRATCH_DIR", "value": SCRATCH_DIR},
+            {"name": "TMPDIR", "value": SCRATCH_DIR},
+        ],
+        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
+        # etcd's client certificates under /etc/kubernetes are root's (mode 0600), and
+        # OpenShift admits a hostPath volume only in a privileged container.
+        "securityContext": {"privileged": True, "runAsUser": 0},
+        "volumeMounts": [
+            {"name": "etc-kubernetes", "mountPath": host_config, "readOnly": True},
+            {"name": "scratch", "mountPath": SCRATCH_DIR},
+        ],
+    }
+    pod_spec = {
+        "serviceAccountName": ETCD_BACKUP_NAME,
+        "restartPolicy": "Never",
+        # etcd listens on the control-plane node's own addresses (often 127.0.0.1 only).
+        "hostNetwork": True,
+        # With the host's network, cluster DNS (an in-cluster object store) only with this policy.
+        "dnsPolicy": "ClusterFirstWithHostNet",
+        "priorityClassName": "system-cluster-critical",
+        "affinity": {
+            "nodeAffinity": {
+                # Terms are ORed: a node with either label qualifies.
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": label, "operator": "Exists"}]}
+                        for label in CONTROL_PLANE_LABELS
+                    ]
+                }
+            }
+        },
+        "tolerations": [
+            {"key": label, "operator": "Exists", "effect": "NoSchedule"} for label in CONTROL_PLANE_LABELS
+        ],
+        "containers": [container],
+        "volumes": [
+            {"name": "etc-kubernetes", "hostPath": {"path": ETCD_HOST_CONFIG_DIR, "type": "Directory"}},
+            {"name": "scratch", "emptyDir": {}},
+        ],
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": _meta(options, ETCD_BACKUP_NAME, ETCD_BACKUP_COMPONENT, namespaced=True),
+        "spec": {
+            "schedule": " ".join(options.etcd_backup_schedule.split()),
+            # A snapshot still running (a large database, a slow store) is not joined by another.
+            "concurrencyPolicy": "Forbid",
+            # A run missed by more than an hour (controller down) is skipped, not made up for.
+            "startingDeadlineSeconds": 3600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {
+                    "backoffLimit": 1,
+                    "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
+                },
+            },
+        },
+    }
+
+
 def node_agent_security_context(supplemental_groups: tuple[int, ...] | list[int] = ()) -> JsonObject:
     """The node agent pods' security context (also what a DataProtectionApplication's restic settings change)."""
     context: JsonObject = {"runAsUser": 0}
@@ -608,8 +813,10 @@ def node_agent_security_context(supplemental_groups: tuple[int, ...] | list[int]
 def render(options: InstallOptions) -> list[JsonObject]:
     """Every resource of an installation, in the order to apply them.
 
-    CRDs, Namespace, ServiceAccounts, RBAC, Deployment, DaemonSet (the last
-    and the node agent's accounts and roles only with ``use_node_agent``).
+    CRDs, Namespace, ServiceAccounts, RBAC, Deployment, DaemonSet (the
+    node agent's workload, account and roles only with ``use_node_agent``),
+    CronJob (the etcd backup's, with its account and roles, only with
+    ``etcd_backup_schedule``).
     """
     definitions = _definitions()
     groups = custom_resource_groups(definitions)
@@ -620,6 +827,20 @@ def render(options: InstallOptions) -> list[JsonObject]:
         accounts.append(_service_account(options, NODE_AGENT_NAME, NODE_AGENT_NAME))
         rbac += _node_agent_rbac(options, groups)
         workloads.append(_daemonset(options))
+    if options.etcd_backup:
+        accounts.append(_service_account(options, ETCD_BACKUP_NAME, ETCD_BACKUP_COMPONENT))
+        rbac += _etcd_backup_rbac(options)
+        workloads.append(_etcd_backup_cronjob(options))
     # Roles before bindings, as kubectl users order them (a binding may precede its role, but reads oddly).
     rbac.sort(key=lambda obj: ("Binding" in obj["kind"], obj["kind"]))
     return [*_crds(options, definitions), _namespace(options), *accounts, *rbac, *workloads]
+
+
+def inventory(namespace: str) -> list[JsonObject]:
+    """Every resource an installation in ``namespace`` can have, whatever it was installed with.
+
+    What `strongroom uninstall` looks for: every optional component is
+    rendered, because the options of the original install are not known;
+    objects that were never created are simply not found.
+    """
+    return render(InstallOptions(namespace=namespace, use_node_agent=True, etcd_backup_schedule="@daily"))
