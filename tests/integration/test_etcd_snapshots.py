@@ -109,6 +109,11 @@ def test_verify_records_success_and_refuses_a_flipped_byte_or_a_truncated_file(
     assert set(verified["checks"]) >= {"hash", "bbolt", "restore"}
     listed = ok("etcd", "snapshot", "list", "--dir", str(backups), "-o", "json").json()
     assert [(s["name"], s["verification"]["ok"]) for s in listed] == [(name, True)]
+    # Write once: a second verification adds its own file, and the newest is the one listed.
+    again = ok("etcd", "snapshot", "verify", name, "--dir", str(backups), "-o", "json").json()
+    assert len(list(backups.glob(name.replace(".db", ".verified-*.json")))) == 2
+    listed = ok("etcd", "snapshot", "list", "--dir", str(backups), "-o", "json").json()
+    assert listed[0]["verification"]["verifiedAt"] == again["verifiedAt"]
 
     before = digest(snapshot)
     data = bytearray(snapshot.read_bytes())

@@ -55,6 +55,7 @@ __all__ = [
     "StorageLocationOption",
     "cluster_client",
     "etcdutl",
+    "has_cluster",
     "open_archive",
     "resolve_target",
     "say",
@@ -94,6 +95,15 @@ LocationNamespaceOption = Annotated[
 EtcdutlOption = Annotated[
     str | None, typer.Option("--etcdutl", help="etcdutl binary to use (default: PATH, then the bundled one).")
 ]
+
+
+def has_cluster(kubeconfig: str | None) -> bool:
+    """Whether a cluster can be asked: a kubeconfig, or this process runs in a pod."""
+    return (
+        bool(kubeconfig_path(kubeconfig))
+        or Path.home().joinpath(".kube", "config").exists()
+        or bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    )
 
 
 @asynccontextmanager

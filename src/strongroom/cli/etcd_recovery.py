@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from strongroom.cli.common import Output, OutputOption, emit, kube_client, kubeconfig_path, print_table, run
+from strongroom.cli.common import Output, OutputOption, emit, print_table, run
 from strongroom.cli.etcd_common import (
     CacertOption,
     CertOption,
@@ -31,7 +31,9 @@ from strongroom.cli.etcd_common import (
     LocationNamespaceOption,
     SnapshotSource,
     StorageLocationOption,
+    cluster_client,
     etcdutl,
+    has_cluster,
     open_archive,
     resolve_target,
     say,
@@ -69,25 +71,21 @@ def _target_args(**kwargs: Any) -> dict[str, Any]:
     return kwargs
 
 
-def _has_cluster(kubeconfig: str | None) -> bool:
-    return bool(kubeconfig_path(kubeconfig)) or Path.home().joinpath(".kube", "config").exists()
-
-
 async def _survey(target_args: dict[str, Any], *, explain: bool) -> ClusterSurvey:
     target = await resolve_target(**target_args)
     result = await survey(target)
     unhealthy = [h for h in result.members if not h.healthy and h.member.name]
-    if explain and unhealthy and _has_cluster(target_args["kubeconfig"]):
+    if explain and unhealthy:
         from strongroom.etcd.discovery import explain_members
 
+        reasons: dict[str, list[str]] = {}
         try:
-            async with kube_client(target_args["kubeconfig"], target_args["context"]) as kube:
-                reasons = await explain_members(
-                    kube, await kube.discover(), [h.member.name for h in unhealthy]
-                )
+            async with cluster_client(target_args["kubeconfig"], target_args["context"]) as kube:
+                if kube is not None:
+                    names = [h.member.name for h in unhealthy]
+                    reasons = await explain_members(kube, await kube.discover(), names)
         except StrongroomError as exc:
             say(f"note: the cluster could not be asked why: {exc.message}")
-            reasons = {}
         for health in unhealthy:
             health.explanation += reasons.get(health.member.name, [])
     return result
@@ -297,7 +295,7 @@ async def _replace(
     )
     if problem:
         say(f"warning: {problem} (going on: --force)")
-    cluster_access = _has_cluster(args["kubeconfig"])
+    cluster_access = has_cluster(args["kubeconfig"])
     steps = list(plan.steps)
     if cluster_access and plan.member.id:
         steps.insert(
@@ -352,9 +350,9 @@ async def _delete_secrets(args: dict[str, Any], member: str, namespace: str) -> 
     from strongroom.kube import KubeNotFound
 
     try:
-        async with kube_client(args["kubeconfig"], args["context"]) as kube:
-            secrets = (await kube.discover()).find("", "secrets")
-            if secrets is None:
+        async with cluster_client(args["kubeconfig"], args["context"]) as kube:
+            secrets = (await kube.discover()).find("", "secrets") if kube is not None else None
+            if kube is None or secrets is None:
                 return
             for pattern in ETCD_SECRETS:
                 secret = pattern.format(member)
@@ -514,6 +512,10 @@ def recover(
     no_bump_revision: Annotated[
         bool, typer.Option("--no-bump-revision", help="Keep the snapshot's revision.")
     ] = False,
+    skip_hash_check: Annotated[
+        bool,
+        typer.Option("--skip-hash-check", help="Accept a db copied from a data directory (no etcd hash)."),
+    ] = False,
     stop_timeout: Annotated[
         float, typer.Option("--stop-timeout", help="Seconds to wait for the static pods to stop.")
     ] = 300.0,
@@ -561,6 +563,7 @@ def recover(
             token=initial_cluster_token,
             bump=not no_bump_revision,
             static_resources=static_resources,
+            skip_hash_check=skip_hash_check,
             joiners=joiners,
             stop_timeout=stop_timeout,
             start_timeout=start_timeout,
@@ -582,6 +585,7 @@ async def _recover(
     token: str | None,
     bump: bool,
     static_resources: Path | None,
+    skip_hash_check: bool,
     joiners: list[tuple[str, str]],
     stop_timeout: float,
     start_timeout: float,
@@ -599,10 +603,15 @@ async def _recover(
             bump_revision=bump,
             require_empty=False,
         )
-        recovery = Recovery(paths, tool, plan, path, resources, target, say)
+        recovery = Recovery(paths, tool, plan, path, resources, target, say, skip_hash_check=skip_hash_check)
         recovery.preflight()
+        # The trial restore runs even for a real recovery: it proves the snapshot restorable
+        # before anything on the host is moved.
         report = verify_file(
-            path, tool, record=source.stored.record if source.stored else None, trial_restore=not dry_run
+            path,
+            tool,
+            record=source.stored.record if source.stored else None,
+            skip_hash_check=skip_hash_check,
         )
         say(
             f"verified {source.reference}: revision {report.file.status.revision}, {report.file.status.total_key} keys"

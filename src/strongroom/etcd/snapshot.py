@@ -10,7 +10,8 @@ snapshot without one is either foreign (copied from cluster-backup.sh) or
 incomplete; listing says which.
 
 Files are written once and never rewritten: a verification adds its own
-``snapshot_<ts>.verified.json`` rather than editing the record.
+``snapshot_<ts>.verified-<when>.json`` rather than editing the record, and
+the newest of those is the snapshot's verification.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -243,8 +244,13 @@ class SnapshotArchive:
     def record_key(self, name: str) -> str:
         return self.key(f"{name.removesuffix('.db')}.json")
 
-    def verification_key(self, name: str) -> str:
-        return self.key(f"{name.removesuffix('.db')}.verified.json")
+    def verification_key(self, name: str, when: datetime) -> str:
+        return self.key(f"{name.removesuffix('.db')}.verified-{when.astimezone(UTC):%Y%m%d-%H%M%S-%f}.json")
+
+    @staticmethod
+    def _verifications(stem: str, names: Iterable[str]) -> builtins.list[str]:
+        """The verification files of one snapshot, oldest first (their names sort by time)."""
+        return sorted(n for n in names if n.startswith(f"{stem}.verified-") and n.endswith(".json"))
 
     def resources_key(self, name: str) -> str:
         return self.key(resources_name(name))
@@ -260,9 +266,8 @@ class SnapshotArchive:
                 continue
             stem = name.removesuffix(".db")
             record = await self._json(self.record_key(name)) if f"{stem}.json" in infos else None
-            verification = (
-                await self._json(self.verification_key(name)) if f"{stem}.verified.json" in infos else None
-            )
+            verifications = self._verifications(stem, infos)
+            verification = await self._json(self.key(verifications[-1])) if verifications else None
             out.append(
                 StoredSnapshot(
                     name=name,
@@ -318,14 +323,23 @@ class SnapshotArchive:
 
     async def put_verification(self, verification: Verification) -> None:
         await self.store.put(
-            self.verification_key(verification.name),
+            self.verification_key(verification.name, verification.verified_at),
             _dumps(verification.to_json()),
             content_type="application/json",
         )
 
     async def delete(self, name: str) -> builtins.list[str]:
         """Delete a snapshot and its companions; returns the keys deleted."""
-        keys = [self.record_key(name), self.verification_key(name), self.resources_key(name), self.key(name)]
+        stem = name.removesuffix(".db")
+        siblings = [
+            info.key[len(self.prefix) :] async for info in self.store.list(self.prefix, delimiter="/")
+        ]
+        keys = [
+            self.record_key(name),
+            *(self.key(n) for n in self._verifications(stem, siblings)),
+            self.resources_key(name),
+            self.key(name),
+        ]
         deleted = []
         # The record goes first: a snapshot without its record reads as incomplete, never as whole.
         for key in keys:
