@@ -65,6 +65,11 @@ BENCHMARKS: list[Benchmark] = [
         "benchmarks.volume_backup",
         "File-system backup of a 1 GiB mixed volume through the server and node agent vs. restic directly",
     ),
+    Benchmark(
+        "etcd_snapshot",
+        "benchmarks.etcd_snapshot",
+        "etcd snapshot save (directory, S3), verify and restore of a 512 MB database vs. etcdctl/etcdutl",
+    ),
 ]
 
 
