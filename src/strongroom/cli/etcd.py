@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from strongroom.cli.common import Output, OutputOption, emit, print_table, run
+from strongroom.cli.common import Output, OutputOption, ProgressReporter, emit, print_table, run
 from strongroom.cli.etcd_common import (
     CacertOption,
     CertOption,
@@ -214,14 +214,16 @@ async def _save(
     elif resources_default:
         say(f"no static pod resources at {default_dir}: saving the snapshot only")
     started = datetime.now(UTC)
-    record = await save_snapshot(
-        target,
-        archive,
-        now=started,
-        resources=stream,
-        resources_archive=resources_archive,
-        resources_info=info,
-    )
+    with ProgressReporter("streaming the snapshot (MB)") as bar:
+        record = await save_snapshot(
+            target,
+            archive,
+            now=started,
+            resources=stream,
+            resources_archive=resources_archive,
+            resources_info=info,
+            progress=lambda done, total: bar.update(done // 1_000_000, total // 1_000_000),
+        )
     seconds = (datetime.now(UTC) - started).total_seconds()
     say(f"snapshot saved to {archive.description} as {record.name} ({record.size} bytes in {seconds:.1f}s)")
     if verify:

@@ -401,7 +401,8 @@ async def pick_member(target: EtcdTarget) -> MemberInfo:
     )
 
 
-ProgressCallback = Callable[[int], None]
+ProgressCallback = Callable[[int, int], None]
+"""Called with the bytes streamed so far and the member's database size (what the stream will be)."""
 
 
 async def save_snapshot(
@@ -453,7 +454,10 @@ async def save_snapshot(
             try:
                 await archive.store.put(
                     archive.key(name),
-                    stream.pass_through(client.maintenance.snapshot(), progress),
+                    stream.pass_through(
+                        client.maintenance.snapshot(),
+                        (lambda done: progress(done, member.db_size + HASH_SIZE)) if progress else None,
+                    ),
                     content_type="application/octet-stream",
                 )
             except IntegrityError:
@@ -499,7 +503,7 @@ class _CheckedStream:
         self.status_error: str | None = None
 
     async def pass_through(
-        self, source: AsyncIterator[bytes], progress: ProgressCallback | None
+        self, source: AsyncIterator[bytes], progress: Callable[[int], None] | None
     ) -> AsyncIterator[bytes]:
         # Receiving, hashing and writing overlap: a reader task keeps the gRPC stream
         # flowing into a bounded queue while the chunks before are hashed and handed
