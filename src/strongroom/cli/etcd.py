@@ -228,7 +228,12 @@ async def _save(
     say(f"snapshot saved to {archive.description} as {record.name} ({record.size} bytes in {seconds:.1f}s)")
     if verify:
         source = SnapshotSource(
-            record.name, to, storage_location, namespace=namespace, kubeconfig=target_args["kubeconfig"]
+            record.name,
+            to,
+            storage_location,
+            namespace=namespace,
+            kubeconfig=target_args["kubeconfig"],
+            context=target_args["context"],
         )
         verification = await _verify(
             source, etcdutl(None), skip_hash_check=False, trial_restore=True, scratch=scratch
@@ -274,11 +279,23 @@ def status(
         bool, typer.Option("--skip-hash-check", help="Read a db copied from a data directory.")
     ] = False,
     namespace: LocationNamespaceOption = "openshift-adp",
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
     output: OutputOption = Output.table,
 ) -> None:
     """Size, hash, revision and key count of a snapshot, as etcdutl snapshot status reports them."""
     document = run(
-        _status(SnapshotSource(snapshot, directory, storage_location, namespace=namespace), skip_hash_check)
+        _status(
+            SnapshotSource(
+                snapshot,
+                directory,
+                storage_location,
+                namespace=namespace,
+                kubeconfig=kubeconfig,
+                context=context,
+            ),
+            skip_hash_check,
+        )
     )
 
     def table() -> None:
@@ -328,13 +345,22 @@ def verify_command(
         Path | None, typer.Option("--scratch-dir", help="Where the trial restore goes.")
     ] = None,
     namespace: LocationNamespaceOption = "openshift-adp",
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
     output: OutputOption = Output.table,
 ) -> None:
     """Check the hash, the database (etcdutl) and a trial restore; record the result beside a stored snapshot."""
     with private_files():
         verification = run(
             _verify(
-                SnapshotSource(snapshot, directory, storage_location, namespace=namespace),
+                SnapshotSource(
+                    snapshot,
+                    directory,
+                    storage_location,
+                    namespace=namespace,
+                    kubeconfig=kubeconfig,
+                    context=context,
+                ),
                 etcdutl(etcdutl_path),
                 skip_hash_check=skip_hash_check,
                 trial_restore=not no_trial_restore,
@@ -380,15 +406,22 @@ def list_command(
     directory: DirOption = None,
     storage_location: StorageLocationOption = None,
     namespace: LocationNamespaceOption = "openshift-adp",
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
     output: OutputOption = Output.table,
 ) -> None:
     """The snapshots kept in a directory or a backup location, newest first."""
-    snapshots = run(_list(directory, storage_location, namespace))
+    snapshots = run(_list(directory, storage_location, namespace, kubeconfig, context))
     emit([_snapshot_json(s) for s in snapshots], output, lambda: _print_snapshots(snapshots))
 
 
-async def _list(directory: Path | None, location: str | None, namespace: str) -> list[StoredSnapshot]:
-    return await (await open_archive(directory, location, namespace=namespace)).list()
+async def _list(
+    directory: Path | None, location: str | None, namespace: str, kubeconfig: str | None, context: str | None
+) -> list[StoredSnapshot]:
+    archive = await open_archive(
+        directory, location, namespace=namespace, kubeconfig=kubeconfig, context=context
+    )
+    return await archive.list()
 
 
 def _snapshot_json(snap: StoredSnapshot) -> dict[str, Any]:
@@ -453,24 +486,41 @@ def prune(
     ] = 0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be deleted.")] = False,
     namespace: LocationNamespaceOption = "openshift-adp",
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
 ) -> None:
     """Delete snapshots the retention policy does not keep (never the newest verified one)."""
     run(
         _prune_in(
-            directory, storage_location, namespace, Retention(keep_last, keep_daily, keep_weekly), dry_run
+            directory,
+            storage_location,
+            Retention(keep_last, keep_daily, keep_weekly),
+            dry_run,
+            namespace=namespace,
+            kubeconfig=kubeconfig,
+            context=context,
         )
     )
 
 
 async def _prune_in(
-    directory: Path | None, location: str | None, namespace: str, policy: Retention, dry_run: bool
+    directory: Path | None,
+    location: str | None,
+    policy: Retention,
+    dry_run: bool,
+    *,
+    namespace: str,
+    kubeconfig: str | None,
+    context: str | None,
 ) -> None:
-    policy_checked = policy  # a policy keeping nothing is refused before the archive is opened
-    if policy_checked.empty:
+    if policy.empty:  # refused before the archive is opened
         raise UsageError(
             "a retention policy must keep something", hint="give --keep-last, --keep-daily or --keep-weekly"
         )
-    await _prune(await open_archive(directory, location, namespace=namespace), policy, dry_run=dry_run)
+    archive = await open_archive(
+        directory, location, namespace=namespace, kubeconfig=kubeconfig, context=context
+    )
+    await _prune(archive, policy, dry_run=dry_run)
 
 
 async def _prune(archive: SnapshotArchive, policy: Retention, *, dry_run: bool) -> None:

@@ -252,9 +252,11 @@ class SnapshotSource:
         *,
         namespace: str = "",
         kubeconfig: str | None = None,
+        context: str | None = None,
     ) -> None:
         self.namespace = namespace or DEFAULT_NAMESPACE
         self.kubeconfig = kubeconfig
+        self.context = context
         self.reference = reference
         self.directory = directory
         self.location = location
@@ -273,7 +275,11 @@ class SnapshotSource:
                 hint="give a path, or a name with --dir DIR or --storage-location NAME",
             )
         self.archive = await open_archive(
-            self.directory, self.location, namespace=self.namespace, kubeconfig=self.kubeconfig
+            self.directory,
+            self.location,
+            namespace=self.namespace,
+            kubeconfig=self.kubeconfig,
+            context=self.context,
         )
         self.stored = await self.archive.find(self.reference)
         if self.directory is not None:

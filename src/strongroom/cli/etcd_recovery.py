@@ -256,12 +256,20 @@ def members_replace(
 
 
 async def _snapshot_problem(
-    directory: Path | None, location: str | None, max_age: str, namespace: str
+    directory: Path | None,
+    location: str | None,
+    max_age: str,
+    namespace: str,
+    kubeconfig: str | None,
+    context: str | None,
 ) -> str | None:
     if directory is None and location is None:
         return "no --snapshots-dir or --storage-location to look for a recent verified snapshot in"
     limit = parse_duration(max_age)
-    snapshots = await (await open_archive(directory, location, namespace=namespace)).list()
+    archive = await open_archive(
+        directory, location, namespace=namespace, kubeconfig=kubeconfig, context=context
+    )
+    snapshots = await archive.list()
     now = datetime.now(UTC)
     verified = [s for s in snapshots if s.verified]
     if not verified:
@@ -288,7 +296,9 @@ async def _replace(
     namespace: str,
 ) -> None:
     target = await resolve_target(**args)
-    problem = await _snapshot_problem(snapshots_dir, storage_location, max_age, namespace)
+    problem = await _snapshot_problem(
+        snapshots_dir, storage_location, max_age, namespace, args["kubeconfig"], args["context"]
+    )
     cluster = await survey(target, hashkv=False)
     plan = plan_replace(
         cluster, name, new_name=new_name, peer_urls=urls, force=force, snapshot_problem=problem
@@ -399,13 +409,22 @@ def restore(
     storage_location: StorageLocationOption = None,
     etcdutl_path: EtcdutlOption = None,
     namespace: LocationNamespaceOption = "openshift-adp",
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the steps and change nothing.")] = False,
 ) -> None:
     """Restore one member's data directory from a verified snapshot, with a new cluster token."""
     tool = etcdutl(etcdutl_path)
     run(
         _restore(
-            SnapshotSource(snapshot, directory, storage_location, namespace=namespace),
+            SnapshotSource(
+                snapshot,
+                directory,
+                storage_location,
+                namespace=namespace,
+                kubeconfig=kubeconfig,
+                context=context,
+            ),
             tool,
             data_dir=data_dir,
             name=name,
@@ -532,6 +551,8 @@ def recover(
     key: KeyOption = None,
     etcdutl_path: EtcdutlOption = None,
     namespace: LocationNamespaceOption = "openshift-adp",
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the steps and change nothing.")] = False,
 ) -> None:
     """Disaster recovery on this host, as cluster-restore.sh: stop, move aside, restore, start, grow back."""
@@ -553,7 +574,14 @@ def recover(
         )
     run(
         _recover(
-            SnapshotSource(snapshot, directory, storage_location, namespace=namespace),
+            SnapshotSource(
+                snapshot,
+                directory,
+                storage_location,
+                namespace=namespace,
+                kubeconfig=kubeconfig,
+                context=context,
+            ),
             etcdutl(etcdutl_path),
             target,
             paths=HostPaths.under(host_root, data_dir=data_dir),
