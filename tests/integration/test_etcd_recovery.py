@@ -219,6 +219,10 @@ def test_quorum_lost_then_recovered_from_a_snapshot_and_grown_back_one_member_at
             "json",
         )
         assert saved.json()["staticResources"]["revisions"]["kube-apiserver"] == 5
+        # A rollout after the backup: revision 6 exists on the host, the backup holds 5.
+        newer = host / "etc/kubernetes/static-pod-resources/kube-apiserver-pod-6"
+        newer.mkdir()
+        (newer / "kube-apiserver-pod.yaml").write_text("revision 6, not in the backup\n")
         cluster.put("/registry/configmaps/app/after", "lost")
         cluster.etcdctl("del", "/registry/configmaps/app/before-0")
         cluster.kill("m2")
@@ -261,6 +265,8 @@ def test_quorum_lost_then_recovered_from_a_snapshot_and_grown_back_one_member_at
             f"{c}-pod.yaml" for c in (*CONTROL_PLANE, "etcd")
         }
         assert "etcd-pod.yaml" in kubelet.running()
+        backed_up = host / "etc/kubernetes/static-pod-resources/kube-apiserver-pod-5/kube-apiserver-pod.yaml"
+        assert (manifests / "kube-apiserver-pod.yaml").read_text() == backed_up.read_text()
         endpoints = [m1.client_url, cluster.member("r2").client_url, cluster.member("r3").client_url]
         healthy(cluster, endpoints)
         assert cluster.get("/registry/configmaps/app/before-0") == b"v0"

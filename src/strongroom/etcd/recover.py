@@ -109,6 +109,7 @@ class Recovery:
     say: Say
     skip_hash_check: bool = False
     moved: list[tuple[Path, Path]] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)  # "static-pod-resources/<component>-pod-<N>"
 
     def preflight(self) -> None:
         """Everything that can be checked before a file moves."""
@@ -164,11 +165,19 @@ class Recovery:
         aside = self.move_data_aside()
         if aside is not None:
             self.say(f"moved the old data directory to {aside}")
-        self.say(f"restoring {self.snapshot.name} into {self.paths.data_dir}")
-        restore_data_dir(self.plan, self.snapshot, self.tool, skip_hash_check=self.skip_hash_check)
-        if self.resources_archive is not None:
-            restored = extract_archive(self.resources_archive, self.paths.root)
-            self.say(f"restored static pod resources: {', '.join(restored)}")
+        try:
+            self.say(f"restoring {self.snapshot.name} into {self.paths.data_dir}")
+            restore_data_dir(self.plan, self.snapshot, self.tool, skip_hash_check=self.skip_hash_check)
+            if self.resources_archive is not None:
+                self.restored = extract_archive(self.resources_archive, self.paths.root)
+                self.say(f"restored static pod resources: {', '.join(self.restored)}")
+        except StrongroomError as exc:
+            back = f"move {aside} back to {self.paths.data_dir / 'member'}, then " if aside else ""
+            raise type(exc)(
+                exc.message,
+                hint=f"nothing was deleted: to return to where you were, {back}"
+                f"move the manifests back from {self.paths.stopped} to {self.paths.manifests}",
+            ) from exc
         self.start_static_pods()
         await self.wait_started(start_timeout)
 
@@ -235,16 +244,20 @@ class Recovery:
             self.say(f"started {name} (from {source})")
 
     def _restored_manifest(self, name: str) -> Path | None:
-        """The manifest of the newest restored revision, as cluster-restore.sh takes it."""
-        if self.resources_archive is None:
-            return None
+        """The manifest of the revision the backup holds, as cluster-restore.sh takes it.
+
+        The revision comes from the archive, never from the newest directory on
+        the host: a rollout after the backup left newer revisions there.
+        """
         component = name.removesuffix("-pod.yaml")
-        best: tuple[int, Path] | None = None
-        for directory in self.paths.resources.glob(f"{component}-pod-*"):
-            suffix = directory.name.rsplit("-", 1)[-1]
-            if suffix.isdigit() and (directory / name).is_file() and (best is None or int(suffix) > best[0]):
-                best = (int(suffix), directory / name)
-        return best[1] if best else None
+        for relative in self.restored:
+            directory = relative.rsplit("/", 1)[-1]
+            prefix, _, revision = directory.rpartition("-")
+            if prefix == f"{component}-pod" and revision.isdigit():
+                manifest = self.paths.root / "etc/kubernetes" / relative / name
+                if manifest.is_file():
+                    return manifest
+        return None
 
     async def wait_started(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
