@@ -427,6 +427,11 @@ async def save_snapshot(
         raise ConflictError(f"{name} already exists in {archive.description}", hint="wait a second and retry")
     resources_store = resources_archive or archive
     resources_record: dict[str, Any] | None = None
+    if resources is not None and await resources_store.store.exists(resources_store.resources_key(name)):
+        raise ConflictError(
+            f"{resources_name(name)} already exists in {resources_store.description}",
+            hint="wait a second and retry",
+        )
     if resources is not None:
         digest = hashlib.sha256()
         size = 0
@@ -462,6 +467,8 @@ async def save_snapshot(
                 )
             except IntegrityError:
                 raise
+            except RPC_ERRORS as exc:  # the stream broke off: the store got the stream's own error back
+                raise etcd_error(exc, member.endpoint, "the snapshot stream") from exc
             except StrongroomError as exc:
                 if stream.source_error is not None:
                     raise etcd_error(stream.source_error, member.endpoint, "the snapshot stream") from exc
