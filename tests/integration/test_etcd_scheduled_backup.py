@@ -111,21 +111,8 @@ def _node_root(strongroom: Strongroom, sandbox: Sandbox) -> tuple[str, Path]:
 
 
 def _run_job(sandbox: Sandbox, namespace: str, name: str) -> str:
-    """Start a run of the CronJob as `kubectl create job --from` does, wait for it, and return its log."""
-    # The Job kubectl builds from the CronJob, sent as JSON: the sandbox cannot decode the protobuf body
-    # `kubectl create job --from` posts (see the xfail test below).
-    built = sandbox.kubectl(
-        "create",
-        "job",
-        name,
-        f"--from=cronjob/{ETCD_BACKUP_NAME}",
-        "-n",
-        namespace,
-        "--dry-run=client",
-        "-o",
-        "json",
-    ).stdout
-    sandbox.kubectl("create", "-f", "-", input=built)
+    """Start a run of the CronJob with `kubectl create job --from`, wait for it, and return its log."""
+    sandbox.kubectl("create", "job", name, f"--from=cronjob/{ETCD_BACKUP_NAME}", "-n", namespace)
     deadline = time.monotonic() + JOB_TIMEOUT
     state = ""
     while time.monotonic() < deadline:
@@ -274,12 +261,6 @@ def test_the_cronjobs_pod_saves_verifies_and_prunes_etcd_snapshots_in_the_locati
                 shutil.rmtree(pki, ignore_errors=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sandbox gap: its protobuf decoder (strongroom/sandbox/protobuf.py) knows only the PodSpec fields "
-    "`kubectl create job|cronjob --image` send, not volumes, affinity, tolerations, securityContext... "
-    "which `kubectl create job --from=cronjob/...` copies from the CronJob; the body is refused with 415",
-)
 def test_kubectl_create_job_from_the_etcd_backup_cronjob(sandbox: Sandbox) -> None:
     """What an administrator runs to take a backup now: kubectl posts the whole job template as protobuf."""
     namespace = unique("sr-etcdjob-from")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from strongroom.sandbox.protobuf import MAGIC, ProtobufError, decode
+from strongroom.sandbox.protobuf import MAGIC, MESSAGES, ProtobufError, decode
 
 
 def varint(value: int) -> bytes:
@@ -95,3 +95,84 @@ def test_unknown_kinds_bad_magic_and_truncation_are_refused() -> None:
     body = envelope("v1", "ConfigMap", blob(1, meta("x")))
     with pytest.raises(ProtobufError, match="truncated"):
         decode(body[:-12])
+
+
+def test_every_field_names_a_known_type() -> None:
+    scalars = {"string", "bytes", "int32", "int64", "bool", "Time", "MicroTime", "Quantity", "IntOrString"}
+    for message, fields in MESSAGES.items():
+        for number, field in fields.items():
+            type_ = field.type.removeprefix("map:")
+            assert type_ in scalars or type_ in MESSAGES, f"{message}.{field.name} ({number}): {field.type}"
+            assert field.presence in ("", "opt", "keep", "inline"), f"{message}.{field.name}"
+            assert (field.presence == "inline") == (field.name == ""), f"{message} field {number}"
+
+
+def int_or_string(text: str) -> bytes:
+    return num(1, 1) + num(2, 0) + blob(3, text)
+
+
+def job(pod_spec: bytes, template_meta: bytes = b"") -> bytes:
+    template = blob(1, template_meta) + blob(2, pod_spec)
+    return envelope("batch/v1", "Job", blob(1, meta("j")) + blob(2, blob(6, template)))
+
+
+def test_a_pod_template_keeps_what_go_writes_for_pointers_structs_and_inline_members() -> None:
+    container = (
+        blob(1, "c")
+        + blob(2, "busybox")
+        + blob(8, b"")  # resources: a struct, written empty
+        + blob(7, blob(1, "PW") + blob(3, blob(4, blob(1, blob(1, "creds")) + blob(2, "pw") + num(3, 0))))
+        + blob(11, blob(1, blob(2, blob(1, "/ready") + blob(2, int_or_string("http")))) + num(2, 0))
+        + blob(15, num(2, 0) + num(4, 0))  # privileged: false, runAsUser: 0 (pointers: kept)
+        + blob(13, "")
+        + num(16, 0)
+    )
+    spec = (
+        blob(1, blob(1, "scratch") + blob(2, blob(2, b"")))  # emptyDir: {} through the inline VolumeSource
+        + blob(1, blob(1, "etc") + blob(2, blob(1, blob(1, "/etc") + blob(2, "Directory"))))
+        + blob(2, container)
+        + blob(14, num(5, 0) + blob(4, varint(0) + varint(1000)) + blob(10, blob(1, "RuntimeDefault")))
+        + blob(22, blob(2, "Exists") + num(5, 0))
+        + num(11, 1)
+        + num(12, 0)
+    )
+    decoded = decode(job(spec))
+    template = decoded["spec"]["template"]
+    assert template["metadata"] == {}
+    assert template["spec"] == {
+        "volumes": [
+            {"name": "scratch", "emptyDir": {}},
+            {"name": "etc", "hostPath": {"path": "/etc", "type": "Directory"}},
+        ],
+        "containers": [
+            {
+                "name": "c",
+                "image": "busybox",
+                "resources": {},
+                "env": [
+                    {
+                        "name": "PW",
+                        "valueFrom": {"secretKeyRef": {"name": "creds", "key": "pw", "optional": False}},
+                    }
+                ],
+                "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}},
+                "securityContext": {"privileged": False, "runAsUser": 0},
+            }
+        ],
+        # supplementalGroups came packed: protobuf readers take both encodings.
+        "securityContext": {
+            "fsGroup": 0,
+            "supplementalGroups": [0, 1000],
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "tolerations": [{"operator": "Exists", "tolerationSeconds": 0}],
+        "hostNetwork": True,
+    }
+
+
+def test_an_unknown_pod_field_is_refused_with_its_path() -> None:
+    with pytest.raises(ProtobufError, match=r"Job.spec.template.spec: field 99 of PodSpec is not known"):
+        decode(job(blob(99, "future")))
+    container = blob(1, "c") + blob(77, "future")
+    with pytest.raises(ProtobufError, match=r"spec.containers: field 77 of Container is not known"):
+        decode(job(blob(2, container)))
