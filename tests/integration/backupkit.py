@@ -65,6 +65,22 @@ class Cli:
         return self.config_dir / "storage"
 
 
+class KubeCli:
+    """The command line in this process; cluster commands get the sandbox's kubeconfig."""
+
+    def __init__(self, cli: Cli, sandbox: Sandbox) -> None:
+        self.cli = cli
+        self._kubeconfig = sandbox.kubeconfig
+
+    def ok(self, *args: str, kube: bool = True) -> CliResult:
+        argv = [*args, "--kubeconfig", self._kubeconfig] if kube else list(args)
+        result = self.cli(*argv, kube=False)
+        assert result.code == 0, (
+            f"strongroom {' '.join(argv)} exited {result.code}:\n{result.stdout}\n{result.stderr}"
+        )
+        return result
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 

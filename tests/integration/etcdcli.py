@@ -62,3 +62,42 @@ def digest(path: Path) -> str:
 def tree(root: Path) -> dict[str, str]:
     """Every file under root with its sha256: to prove that a refused command changed nothing."""
     return {str(p.relative_to(root)): digest(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def apiserver_mirror_pod(name: str, endpoints: list[str]) -> dict[str, object]:
+    """A kubeadm kube-apiserver's mirror pod naming etcd, bound to a node the sandbox does not know
+    (so nothing runs it); its certificate paths are the host's /etc/kubernetes/pki."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": "kube-system",
+            "labels": {"component": "kube-apiserver", "tier": "control-plane"},
+        },
+        "spec": {
+            "nodeName": f"{name}-gone-node",
+            "containers": [
+                {
+                    "name": "kube-apiserver",
+                    "image": "registry.k8s.io/kube-apiserver:v1.32.0",
+                    "command": [
+                        "kube-apiserver",
+                        f"--etcd-servers={','.join(endpoints)}",
+                        "--etcd-cafile=/etc/kubernetes/pki/etcd/ca.crt",
+                        "--etcd-certfile=/etc/kubernetes/pki/apiserver-etcd-client.crt",
+                        "--etcd-keyfile=/etc/kubernetes/pki/apiserver-etcd-client.key",
+                    ],
+                    "volumeMounts": [
+                        {"name": "k8s-certs", "mountPath": "/etc/kubernetes/pki", "readOnly": True}
+                    ],
+                }
+            ],
+            "volumes": [
+                {
+                    "name": "k8s-certs",
+                    "hostPath": {"path": "/etc/kubernetes/pki", "type": "DirectoryOrCreate"},
+                }
+            ],
+        },
+    }

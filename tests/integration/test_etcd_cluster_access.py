@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import Sandbox
-from tests.integration.etcdcli import flags, ok, strongroom
+from tests.integration.etcdcli import apiserver_mirror_pod, flags, ok, strongroom
 from tests.integration.etcdkit import start_cluster
 
 pytestmark = pytest.mark.integration
@@ -23,44 +23,6 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     for name in ("ETCDCTL_ENDPOINTS", "ETCDCTL_CACERT", "ETCDCTL_CERT", "ETCDCTL_KEY", "KUBECONFIG"):
         monkeypatch.delenv(name, raising=False)
-
-
-def apiserver_pod(endpoints: list[str]) -> str:
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": "kube-apiserver-etcdtest",
-            "namespace": "kube-system",
-            "labels": {"component": "kube-apiserver", "tier": "control-plane"},
-        },
-        "spec": {
-            "nodeName": "etcdtest-gone-node",
-            "containers": [
-                {
-                    "name": "kube-apiserver",
-                    "image": "registry.k8s.io/kube-apiserver:v1.32.0",
-                    "command": [
-                        "kube-apiserver",
-                        f"--etcd-servers={','.join(endpoints)}",
-                        "--etcd-cafile=/etc/kubernetes/pki/etcd/ca.crt",
-                        "--etcd-certfile=/etc/kubernetes/pki/apiserver-etcd-client.crt",
-                        "--etcd-keyfile=/etc/kubernetes/pki/apiserver-etcd-client.key",
-                    ],
-                    "volumeMounts": [
-                        {"name": "k8s-certs", "mountPath": "/etc/kubernetes/pki", "readOnly": True}
-                    ],
-                }
-            ],
-            "volumes": [
-                {
-                    "name": "k8s-certs",
-                    "hostPath": {"path": "/etc/kubernetes/pki", "type": "DirectoryOrCreate"},
-                }
-            ],
-        },
-    }
-    return json.dumps(pod)
 
 
 def test_endpoints_and_certificates_come_from_the_kube_apiserver_pod(
@@ -75,7 +37,12 @@ def test_endpoints_and_certificates_come_from_the_kube_apiserver_pod(
         shutil.copy(cluster.tls.client_cert, pki / "apiserver-etcd-client.crt")
         shutil.copy(cluster.tls.client_key, pki / "apiserver-etcd-client.key")
         # A static pod's mirror: bound to a node the sandbox does not know, so nothing runs it.
-        sandbox.kubectl("create", "-f", "-", input=apiserver_pod(cluster.endpoints))
+        sandbox.kubectl(
+            "create",
+            "-f",
+            "-",
+            input=json.dumps(apiserver_mirror_pod("kube-apiserver-etcdtest", cluster.endpoints)),
+        )
         try:
             listed = ok(
                 "etcd", "members", "list", "--kubeconfig", sandbox.kubeconfig, "--host-root", str(host), "-o", "json"

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import Sandbox
-from tests.integration.backupkit import Cli, CliResult, unique
+from tests.integration.backupkit import Cli, KubeCli, unique
+from tests.integration.etcdcli import apiserver_mirror_pod
 from tests.integration.etcdkit import start_cluster
 
 from strongroom.deploy.manifests import ETCD_BACKUP_NAME, InstallOptions, render
@@ -36,20 +37,7 @@ SNAPSHOTS = "plugins/strongroom/etcd"
 SAVED = re.compile(r"snapshot saved to .* as (snapshot_\d{4}-\d{2}-\d{2}_\d{6}\.db) ")
 
 
-class Strongroom:
-    """The command line in this process; cluster commands get the sandbox's kubeconfig."""
-
-    def __init__(self, cli: Cli, sandbox: Sandbox) -> None:
-        self.cli = cli
-        self._kubeconfig = sandbox.kubeconfig
-
-    def ok(self, *args: str, kube: bool = True) -> CliResult:
-        argv = [*args, "--kubeconfig", self._kubeconfig] if kube else list(args)
-        result = self.cli(*argv, kube=False)
-        assert result.code == 0, (
-            f"strongroom {' '.join(argv)} exited {result.code}:\n{result.stdout}\n{result.stderr}"
-        )
-        return result
+Strongroom = KubeCli
 
 
 @pytest.fixture
@@ -63,44 +51,6 @@ def target(strongroom: Strongroom) -> Iterator[str]:
     name = unique("sr-etcdjob")
     yield name
     strongroom.ok("uninstall", "--namespace", name, "--yes", "--keep-crds", "--timeout", "60s")
-
-
-def _apiserver_pod(name: str, endpoints: list[str]) -> dict[str, object]:
-    """A kubeadm kube-apiserver's mirror pod, bound to a node the sandbox does not know (nothing runs it)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": "kube-system",
-            "labels": {"component": "kube-apiserver", "tier": "control-plane"},
-        },
-        "spec": {
-            "nodeName": f"{name}-gone-node",
-            "containers": [
-                {
-                    "name": "kube-apiserver",
-                    "image": "registry.k8s.io/kube-apiserver:v1.32.0",
-                    "command": [
-                        "kube-apiserver",
-                        f"--etcd-servers={','.join(endpoints)}",
-                        "--etcd-cafile=/etc/kubernetes/pki/etcd/ca.crt",
-                        "--etcd-certfile=/etc/kubernetes/pki/apiserver-etcd-client.crt",
-                        "--etcd-keyfile=/etc/kubernetes/pki/apiserver-etcd-client.key",
-                    ],
-                    "volumeMounts": [
-                        {"name": "k8s-certs", "mountPath": "/etc/kubernetes/pki", "readOnly": True}
-                    ],
-                }
-            ],
-            "volumes": [
-                {
-                    "name": "k8s-certs",
-                    "hostPath": {"path": "/etc/kubernetes/pki", "type": "DirectoryOrCreate"},
-                }
-            ],
-        },
-    }
 
 
 def _node_root(strongroom: Strongroom, sandbox: Sandbox) -> tuple[str, Path]:
@@ -175,7 +125,7 @@ def test_the_cronjobs_pod_saves_verifies_and_prunes_etcd_snapshots_in_the_locati
             shutil.copy(cluster.tls.client_key, pki / "apiserver-etcd-client.key")
             sandbox.kubectl("label", "node", node, f"{CONTROL_PLANE}=", "--overwrite")
             sandbox.kubectl(
-                "create", "-f", "-", input=json.dumps(_apiserver_pod(apiserver, cluster.endpoints))
+                "create", "-f", "-", input=json.dumps(apiserver_mirror_pod(apiserver, cluster.endpoints))
             )
             sandbox.kubectl(
                 "apply",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import Sandbox
-from tests.integration.backupkit import Cli, CliResult, unique
+from tests.integration.backupkit import Cli, CliResult, KubeCli, unique
 
 from strongroom.deploy.manifests import ETCD_BACKUP_NAME, cluster_object_name
 
@@ -22,19 +22,7 @@ pytestmark = pytest.mark.integration
 SCHEDULE = "0 */6 * * *"
 
 
-class Strongroom:
-    """The command line with the sandbox's kubeconfig."""
-
-    def __init__(self, cli: Cli, sandbox: Sandbox) -> None:
-        self._cli = cli
-        self._kubeconfig = sandbox.kubeconfig
-
-    def ok(self, *args: str) -> CliResult:
-        result = self._cli(*args, "--kubeconfig", self._kubeconfig)
-        assert result.code == 0, (
-            f"strongroom {' '.join(args)} exited {result.code}:\n{result.stdout}\n{result.stderr}"
-        )
-        return result
+Strongroom = KubeCli
 
 
 @pytest.fixture

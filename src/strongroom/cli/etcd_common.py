@@ -13,10 +13,10 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -54,6 +54,7 @@ __all__ = [
     "SnapshotSource",
     "StorageLocationOption",
     "cluster_client",
+    "connection_args",
     "etcdutl",
     "has_cluster",
     "open_archive",
@@ -123,6 +124,23 @@ async def cluster_client(kubeconfig: str | None, context: str | None) -> AsyncIt
             await client.close()
         return
     yield None
+
+
+CONNECTION_OPTIONS = (
+    "endpoints",
+    "cacert",
+    "cert",
+    "key",
+    "dial_timeout",
+    "host_root",
+    "kubeconfig",
+    "context",
+)
+
+
+def connection_args(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The connection options of a command (its ``locals()``), as ``resolve_target`` takes them."""
+    return {name: options[name] for name in CONNECTION_OPTIONS}
 
 
 def say(message: str) -> None:

@@ -32,6 +32,7 @@ from strongroom.cli.etcd_common import (
     SnapshotSource,
     StorageLocationOption,
     cluster_client,
+    connection_args,
     etcdutl,
     has_cluster,
     open_archive,
@@ -65,10 +66,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(members_app, name="members")
     app.command("restore")(restore)
     app.command("recover")(recover)
-
-
-def _target_args(**kwargs: Any) -> dict[str, Any]:
-    return kwargs
 
 
 async def _survey(target_args: dict[str, Any], *, explain: bool) -> ClusterSurvey:
@@ -150,16 +147,7 @@ def members_list(
     output: OutputOption = Output.table,
 ) -> None:
     """Members with their URLs, role, raft index and term, database size and version."""
-    args = _target_args(
-        endpoints=endpoints,
-        cacert=cacert,
-        cert=cert,
-        key=key,
-        dial_timeout=dial_timeout,
-        host_root=host_root,
-        kubeconfig=kubeconfig,
-        context=context,
-    )
+    args = connection_args(locals())
     result = run(_survey(args, explain=False))
     emit(result.to_json(), output, lambda: _print_members(result, health=False))
 
@@ -177,16 +165,7 @@ def members_health(
     output: OutputOption = Output.table,
 ) -> None:
     """Per-member health and latency, hashkv agreement, and why an unhealthy member is (exit 1 if any is)."""
-    args = _target_args(
-        endpoints=endpoints,
-        cacert=cacert,
-        cert=cert,
-        key=key,
-        dial_timeout=dial_timeout,
-        host_root=host_root,
-        kubeconfig=kubeconfig,
-        context=context,
-    )
+    args = connection_args(locals())
     result = run(_survey(args, explain=True))
     emit(result.to_json(), output, lambda: _print_members(result, health=True))
     if any(not h.healthy for h in result.members) or result.hashes_agree is False:
@@ -226,16 +205,7 @@ def members_replace(
     context: ContextOption = None,
 ) -> None:
     """Remove a member and add its replacement as a learner, promoted once caught up; refuses to lose quorum."""
-    args = _target_args(
-        endpoints=endpoints,
-        cacert=cacert,
-        cert=cert,
-        key=key,
-        dial_timeout=dial_timeout,
-        host_root=host_root,
-        kubeconfig=kubeconfig,
-        context=context,
-    )
+    args = connection_args(locals())
     urls = [u.strip() for u in peer_urls.split(",") if u.strip()]
     run(
         _replace(
