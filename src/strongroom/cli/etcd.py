@@ -115,7 +115,11 @@ def save(
     verify: Annotated[bool, typer.Option("--verify", help="Verify the snapshot once saved.")] = False,
     scratch_dir: Annotated[
         Path | None,
-        typer.Option("--scratch-dir", help="Where --verify downloads and trial-restores the snapshot."),
+        typer.Option(
+            "--scratch-dir",
+            envvar="STRONGROOM_SCRATCH_DIR",
+            help="Where --verify downloads and trial-restores the snapshot.",
+        ),
     ] = None,
     kubeconfig: KubeconfigOption = None,
     context: ContextOption = None,
@@ -334,7 +338,8 @@ def verify_command(
         bool, typer.Option("--no-trial-restore", help="Skip the trial restore.")
     ] = False,
     scratch_dir: Annotated[
-        Path | None, typer.Option("--scratch-dir", help="Where the trial restore goes.")
+        Path | None,
+        typer.Option("--scratch-dir", envvar="STRONGROOM_SCRATCH_DIR", help="Where the trial restore goes."),
     ] = None,
     namespace: LocationNamespaceOption = "openshift-adp",
     kubeconfig: KubeconfigOption = None,
