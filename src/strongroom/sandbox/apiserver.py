@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 import yaml
 from aiohttp import web
 
-from strongroom.sandbox import apierrors, discovery, openapi, protobuf, remotecommand, tables
+from strongroom.sandbox import apierrors, discovery, identity, openapi, protobuf, remotecommand, tables
 from strongroom.sandbox.engine import (
     PATCH_APPLY,
     PATCH_JSON,
@@ -33,7 +33,7 @@ from strongroom.sandbox.engine import (
     Target,
     WriteOptions,
 )
-from strongroom.sandbox.pki import client_identity
+from strongroom.sandbox.pki import client_groups, client_identity
 from strongroom.sandbox.resources import ResourceType
 from strongroom.sandbox.runtime import LogOptions, PodRuntime
 from strongroom.sandbox.scheduler import bind_pod
@@ -45,6 +45,7 @@ JsonObject = dict[str, Any]
 _NAMESPACE_SUBRESOURCES = {"status", "finalize"}
 _PARTIAL_META = "as=PartialObjectMetadata"
 _MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request body limit
+USER_KEY = "user"  # the request's identity.UserInfo, after impersonation
 
 
 class ApiServer:
@@ -97,23 +98,35 @@ class ApiServer:
     async def _authenticate(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.path in ("/healthz", "/livez", "/readyz", "/version") or self.insecure:
+        if request.path in ("/healthz", "/livez", "/readyz", "/version"):
             return await handler(request)
+        if self.insecure:
+            # No authentication: kube's insecure port acted as a member of system:masters.
+            request[USER_KEY] = identity.impersonate(identity.admin_user(), request.headers.items())
+            return await handler(request)
+        requester = await self._requester(request)
+        if requester is None:
+            raise apierrors.unauthorized()
+        request[USER_KEY] = identity.impersonate(requester, request.headers.items())
+        return await handler(request)
+
+    async def _requester(self, request: web.Request) -> identity.UserInfo | None:
+        """The authenticated user: the admin token, a service-account token, or a client certificate."""
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer ") and self.token is not None:
             if hmac.compare_digest(header[7:].strip().encode(), self.token.encode()):
-                return await handler(request)
+                return identity.admin_user()
             if self.tokens is not None:
                 claims = await authenticate(self.engine, self.tokens, header[7:].strip())
                 if claims is not None:
-                    request["user"] = claims.username
-                    return await handler(request)
-            raise apierrors.unauthorized()
+                    return identity.service_account_user(claims.namespace, claims.name, claims.uid)
+            return None
         transport = request.transport
         peer = transport.get_extra_info("peercert") if transport else None
-        if client_identity(peer):
-            return await handler(request)
-        raise apierrors.unauthorized()
+        name = client_identity(peer)
+        if not name:
+            return None
+        return identity.certificate_user(name, client_groups(peer))
 
     # ----------------------------------------------------------------- routing
 
@@ -304,14 +317,14 @@ class ApiServer:
                 # kube serves create only on the namespaced collection path.
                 raise apierrors.method_not_allowed()
             body = await _read_body(request)
-            opts = _write_options(query)
+            opts = _write_options(query, request.get(USER_KEY))
             created = await engine.create(t, body, opts)
             return _json(created, status=201, warnings=opts.warnings)
         if method == "PUT":
             if t.name is None:
                 raise apierrors.method_not_allowed()
             body = await _read_body(request)
-            opts = _write_options(query)
+            opts = _write_options(query, request.get(USER_KEY))
             updated = await engine.update(t, body, opts)
             return _json(updated, warnings=opts.warnings)
         if method == "PATCH":
@@ -327,7 +340,7 @@ class ApiServer:
                 )
             raw = await request.read()
             body = _decode(raw, "application/yaml" if content_type == PATCH_APPLY else "application/json")
-            opts = _write_options(query)
+            opts = _write_options(query, request.get(USER_KEY))
             patched = await engine.patch(t, content_type, body, opts, force=_flag(query.get("force")))
             return _json(patched, warnings=opts.warnings)
         if method == "DELETE":
@@ -490,7 +503,7 @@ def _list_options(query: dict[str, str]) -> ListOptions:
     )
 
 
-def _write_options(query: dict[str, str]) -> WriteOptions:
+def _write_options(query: dict[str, str], user: identity.UserInfo | None = None) -> WriteOptions:
     dry_run = query.get("dryRun")
     if dry_run not in (None, "All"):
         raise apierrors.bad_request(f'Invalid value: "{dry_run}": supported values: "All"')
@@ -503,6 +516,7 @@ def _write_options(query: dict[str, str]) -> WriteOptions:
         dry_run=dry_run == "All",
         field_validation=validation,
         field_manager=query.get("fieldManager", ""),
+        user=user,
     )
 
 

@@ -13,6 +13,7 @@ over the whole registry, with a periodic resync, and writes through the
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
 import logging
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from strongroom.model.selectors import SelectorError, label_selector_from_object
-from strongroom.sandbox import apierrors
+from strongroom.sandbox import apierrors, csr
 from strongroom.sandbox.crds import names_conflict, served_types
 from strongroom.sandbox.engine import (
     FINALIZER_CRD,
@@ -39,6 +40,7 @@ from strongroom.sandbox.engine import (
     WriteOptions,
     now_rfc3339,
 )
+from strongroom.sandbox.pki import Pki, signing_ca
 from strongroom.sandbox.resources import REGISTRY_ROOT, ResourceType
 from strongroom.sandbox.runtime import HOSTPATH_DRIVER
 from strongroom.sandbox.snapshots import (
@@ -93,6 +95,7 @@ class Controllers:
         self._by_storage: dict[str, ResourceType] = {}
         self._registry_generation = -1
         self._delayed: set[tuple[str, str]] = set()
+        self._ca: tuple[Any, Any] | None = None  # the CSR signers' CA, loaded when first needed
         self.driver = HostpathDriver(state_dir)
         self.snapshots = SnapshotController(engine, self.driver, enqueue=self._enqueue, later=self._later)
         self._provisioner_events = EventRecorder(engine, HOSTPATH_DRIVER)
@@ -391,6 +394,8 @@ class Controllers:
             "pv": self._sync_volumes,
             "defaults": self._sync_namespace_defaults,
             "snapshot": self._sync_snapshots,
+            "csr": self._sync_csr,
+            "node": self._sync_node_taints,
         }
         for name, handler in handlers.items():
             self._queues[name] = asyncio.Queue()
@@ -403,6 +408,15 @@ class Controllers:
             self.engine.note_namespace(stored.obj["metadata"]["name"], stored.mod_revision, active)
             await self._sync_namespace_defaults(stored.obj["metadata"]["name"])
         await self._resync()
+        for group, resource, queue in (
+            (csr.GROUP, "certificatesigningrequests", "csr"),
+            ("", "nodes", "node"),
+        ):
+            # Work that a previous run left undone (an approved request not yet signed).
+            for stored in (
+                await self.engine.store.list(self._rt(group, "v1", resource).key_prefix(None))
+            ).items:
+                self._enqueue(queue, stored.obj["metadata"]["name"])
         self.ready = True
 
     async def stop(self) -> None:
@@ -493,6 +507,10 @@ class Controllers:
             self._enqueue("pv", key)
         elif self.snapshots.is_snapshot_key(rt):
             self._enqueue("snapshot", key)
+        elif ident == (csr.GROUP, csr.KIND) and not deleted:
+            self._enqueue("csr", meta.get("name", ""))
+        elif ident == ("", "Node") and not deleted:
+            self._enqueue("node", meta.get("name", ""))
         if deleted and uid:
             for dependent in list(self._dependents.get(uid, set())):
                 self._enqueue("gc", dependent)
@@ -824,6 +842,52 @@ class Controllers:
 
     # ------------------------------------------------- volumes and their claims
 
+    async def _sync_csr(self, name: str) -> None:
+        """kube-controller-manager's CSR signers: approved requests of the kubernetes.io signers get a certificate."""
+        rt = self._rt(csr.GROUP, "v1", "certificatesigningrequests")
+        obj = await self.engine.get(Target(rt, None, name))
+        if not csr.is_approved(obj) or (obj.get("spec") or {}).get("signerName") not in csr.SIGNERS:
+            return
+        if self._ca is None:
+            self._ca = signing_ca(Pki.at(self.state_dir / "pki"))
+        if self._ca is None:
+            log.warning("CSR signer: no sandbox CA in %s", self.state_dir / "pki")
+            return
+        decision = csr.decide(obj, self._ca[0], self._ca[1], self.engine.clock())
+        status = obj.setdefault("status", {})
+        if decision.certificate is not None:
+            status["certificate"] = base64.b64encode(decision.certificate).decode()
+        elif decision.failure is not None:
+            now = now_rfc3339(self.engine.clock)
+            status.setdefault("conditions", []).append(csr.failed_condition(decision.failure, now))
+        else:
+            return
+        await self.engine.update(Target(rt, None, name, "status"), obj, WriteOptions())
+
+    async def _sync_node_taints(self, name: str) -> None:
+        """The node lifecycle controller's taint passes: the Ready condition decides the condition taints.
+
+        Ready=False brings ``node.kubernetes.io/not-ready``, Ready=Unknown
+        ``node.kubernetes.io/unreachable``, each as NoSchedule
+        and NoExecute (stamped with timeAdded); Ready=True removes them.
+        """
+        rt = self._rt("", "v1", "nodes")
+        node = await self.engine.get(Target(rt, None, name))
+        wanted = _condition_taints(node, now_rfc3339(self.engine.clock))
+        spec = node.setdefault("spec", {})
+        current = [t for t in spec.get("taints") or [] if isinstance(t, dict)]
+        kept = [t for t in current if (t.get("key"), t.get("effect")) not in _LIFECYCLE_TAINTS]
+        lifecycle = [t for t in current if (t.get("key"), t.get("effect")) in _LIFECYCLE_TAINTS]
+        same = {(t.get("key"), t.get("effect")) for t in lifecycle} == {
+            (t["key"], t["effect"]) for t in wanted
+        }
+        if same:
+            return
+        spec["taints"] = kept + wanted
+        if not spec["taints"]:
+            del spec["taints"]
+        await self.engine.update(Target(rt, None, name), node, WriteOptions())
+
     async def _sync_volumes(self, key: str) -> None:
         found = self._type_for_key(key)
         if found is None:
@@ -1094,6 +1158,27 @@ def _delete_volume_data_of(driver: HostpathDriver, state_dir: Path, spec: JsonOb
 
 def _micro(rfc3339: str) -> str:
     return rfc3339.replace("Z", ".000000Z")
+
+
+TAINT_NOT_READY = "node.kubernetes.io/not-ready"
+TAINT_UNREACHABLE = "node.kubernetes.io/unreachable"
+_LIFECYCLE_TAINTS = {
+    (key, effect) for key in (TAINT_NOT_READY, TAINT_UNREACHABLE) for effect in ("NoSchedule", "NoExecute")
+}
+
+
+def _condition_taints(node: JsonObject, now: str) -> list[JsonObject]:
+    ready = next(
+        (c for c in (node.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None
+    )
+    if ready is None:
+        # A registering node has no conditions yet; kube waits out its startup grace period.
+        return []
+    status = ready.get("status") or "Unknown"
+    if status == "True":
+        return []
+    key = TAINT_NOT_READY if status == "False" else TAINT_UNREACHABLE
+    return [{"key": key, "effect": "NoSchedule"}, {"key": key, "effect": "NoExecute", "timeAdded": now}]
 
 
 def _condition_true(obj: JsonObject, kind: str) -> bool:

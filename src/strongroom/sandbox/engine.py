@@ -31,7 +31,8 @@ from strongroom.model.selectors import (
     parse_field_selector,
     parse_label_selector,
 )
-from strongroom.sandbox import admission, apierrors, patch
+from strongroom.sandbox import admission, apierrors, csr, patch
+from strongroom.sandbox.identity import UserInfo, admin_user
 from strongroom.sandbox.resources import REVIEW_GROUPS, ResourceRegistry, ResourceType
 from strongroom.sandbox.store import ListPage, ResourceExpired, Store, Stored
 
@@ -113,6 +114,8 @@ class WriteOptions:
     field_validation: str = "Warn"  # Ignore, Warn, Strict
     field_manager: str = ""
     warnings: list[str] = field(default_factory=list)
+    # Who writes (after impersonation); None is the sandbox's own administrator (its controllers).
+    user: UserInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -416,7 +419,7 @@ class Engine:
         rt = t.rt
         body = self._check_body(t, body, opts)
         if rt.group in REVIEW_GROUPS:
-            return self._review(rt, body)
+            return self._review(rt, body, opts.user or admin_user(self.user))
         obj = copy.deepcopy(body)
         admission.drop_unknown_fields(rt, obj)
         obj["apiVersion"] = rt.api_version
@@ -468,11 +471,15 @@ class Engine:
             if rt.builtin:
                 obj["status"] = {}
         await self._defaults(rt, obj, creating=True)
+        if (rt.group, rt.kind) == ("certificates.k8s.io", "CertificateSigningRequest"):
+            csr.stamp_requester(obj, opts.user or admin_user(self.user))
         if (rt.group, rt.kind) == ("", "Pod") and t.namespace:
             await self._admit_service_account(t.namespace, obj)
         obj = admission.prune_custom(rt, obj)
         meta = obj["metadata"]
         admission.validate(rt, obj)
+        if (rt.group, rt.kind) == ("certificates.k8s.io", "CertificateSigningRequest"):
+            csr.validate(obj)
         await self._namespace_check(t, name, creating=True)
         internal = self.to_internal(rt, obj)
         key = self.key(rt, t.namespace, name)
@@ -501,17 +508,23 @@ class Engine:
             )
         raise apierrors.already_exists(rt.group, rt.resource, name)
 
-    def _review(self, rt: ResourceType, body: JsonObject) -> JsonObject:
+    def _review(self, rt: ResourceType, body: JsonObject, user: UserInfo) -> JsonObject:
         """Answer an access or identity review; like kube, nothing is stored.
 
-        The sandbox has one identity, a member of system:masters, and no
-        authorizer: every request it authenticates is allowed.
+        The sandbox has no authorizer: every request it authenticates is
+        allowed, whoever it acts as.
         """
         answer = {**copy.deepcopy(body), "apiVersion": rt.api_version, "kind": rt.kind}
         answer["metadata"] = {**(answer.get("metadata") or {}), "creationTimestamp": None}
-        groups = ["system:masters", "system:authenticated"]
         if rt.kind == "SelfSubjectReview":
-            answer["status"] = {"userInfo": {"username": self.user, "groups": groups}}
+            info: JsonObject = {"username": user.username}
+            if user.uid:
+                info["uid"] = user.uid
+            if user.groups:
+                info["groups"] = list(user.groups)
+            if user.extra:
+                info["extra"] = {k: list(v) for k, v in user.extra.items()}
+            answer["status"] = {"userInfo": info}
         elif rt.kind == "SelfSubjectRulesReview":
             answer["status"] = {
                 "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
@@ -726,10 +739,7 @@ class Engine:
             obj.setdefault("reclaimPolicy", "Delete")
             obj.setdefault("volumeBindingMode", "Immediate")
         elif ident == ("certificates.k8s.io", "CertificateSigningRequest") and creating:
-            if isinstance(spec, dict):
-                spec["username"] = self.user
-                spec["groups"] = ["system:masters", "system:authenticated"]
-            obj.setdefault("status", {})
+            obj["status"] = {}  # users cannot create pre-approved requests
         elif ident == ("apiextensions.k8s.io", "CustomResourceDefinition") and creating:
             finalizers = obj["metadata"].setdefault("finalizers", [])
             if FINALIZER_CRD not in finalizers:
@@ -934,6 +944,8 @@ class Engine:
             new["metadata"] = new_meta
         new = admission.prune_custom(rt, new)
         admission.validate(rt, new)
+        if ident == ("certificates.k8s.io", "CertificateSigningRequest"):
+            csr.validate_update(old, new, sub)
         if _same(old, new):
             return None
         return self.to_internal(rt, new)

@@ -148,6 +148,15 @@ def server_ssl_context(pki: Pki) -> ssl.SSLContext:
     return ctx
 
 
+def signing_ca(pki: Pki) -> tuple[x509.Certificate, _SigningKey] | None:
+    """The CA certificate and key that sign certificates for approved CertificateSigningRequests.
+
+    kube-controller-manager's signers use the cluster CA (``--cluster-signing-cert-file``);
+    the sandbox has one CA for everything.
+    """
+    return _load_pair(pki.ca_cert, pki.ca_key)
+
+
 def client_identity(peer_cert: Mapping[str, Any] | None) -> str | None:
     """The user name (subject CN) of a client certificate, from ``SSLSocket.getpeercert()``.
 
