@@ -11,52 +11,19 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tests.conftest import Sandbox
+from tests.integration.csrkit import csr_manifest, csr_request
 
 pytestmark = pytest.mark.integration
 
 BOOTSTRAPPER = "system:serviceaccount:openshift-machine-config-operator:node-bootstrapper"
-
-
-def _request(
-    common_name: str, *, dns: Sequence[str] = (), ips: Sequence[str] = (), org: str = "system:nodes"
-) -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    builder = x509.CertificateSigningRequestBuilder().subject_name(
-        x509.Name(
-            [
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
-                x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-            ]
-        )
-    )
-    names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
-    names += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-    if names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    pem = builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
-    return base64.b64encode(pem).decode()
-
-
-def _manifest(name: str, request: str, signer: str, usages: list[str], **spec: Any) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "certificates.k8s.io/v1",
-            "kind": "CertificateSigningRequest",
-            "metadata": {"name": name},
-            "spec": {"request": request, "signerName": signer, "usages": usages, **spec},
-        }
-    )
 
 
 def _name() -> str:
@@ -80,9 +47,9 @@ def _ca(sandbox: Sandbox) -> x509.Certificate:
 def test_kubelet_serving_csr_takes_the_impersonated_identity_and_is_signed(sandbox: Sandbox) -> None:
     name = _name()
     manifest = json.loads(
-        _manifest(
+        csr_manifest(
             name,
-            _request("system:node:n1", dns=["n1"], ips=["127.0.0.1"]),
+            csr_request("system:node:n1", dns=["n1"], ips=["127.0.0.1"]),
             "kubernetes.io/kubelet-serving",
             ["digital signature", "server auth"],
         )
@@ -135,9 +102,9 @@ def test_client_kubelet_csr_from_the_bootstrapper_service_account(sandbox: Sandb
         "-",
         "--as",
         BOOTSTRAPPER,
-        input=_manifest(
+        input=csr_manifest(
             name,
-            _request("system:node:n2"),
+            csr_request("system:node:n2"),
             "kubernetes.io/kube-apiserver-client-kubelet",
             ["digital signature", "client auth"],
             expirationSeconds=600,
@@ -176,8 +143,8 @@ def test_denied_csr_is_never_signed_and_cannot_also_be_approved(sandbox: Sandbox
         "create",
         "-f",
         "-",
-        input=_manifest(
-            name, _request("alice", org="dev"), "kubernetes.io/kube-apiserver-client", ["client auth"]
+        input=csr_manifest(
+            name, csr_request("alice", org="dev"), "kubernetes.io/kube-apiserver-client", ["client auth"]
         ),
     )
     try:
@@ -196,16 +163,16 @@ def test_denied_csr_is_never_signed_and_cannot_also_be_approved(sandbox: Sandbox
         sandbox.kubectl("delete", "csr", name, "--ignore-not-found")
 
 
-def test_signer_rules_fail_a_mismatched_kubelet_request(sandbox: Sandbox) -> None:
+def test_signer_rules_fail_a_mismatched_kubeletcsr_request(sandbox: Sandbox) -> None:
     name = _name()
     # A serving request without any DNS or IP name.
     sandbox.kubectl(
         "create",
         "-f",
         "-",
-        input=_manifest(
+        input=csr_manifest(
             name,
-            _request("system:node:n1"),
+            csr_request("system:node:n1"),
             "kubernetes.io/kubelet-serving",
             ["digital signature", "server auth"],
         ),
@@ -229,15 +196,15 @@ def test_signer_rules_fail_a_mismatched_kubelet_request(sandbox: Sandbox) -> Non
 
 def test_invalid_csr_bodies_are_refused_with_422(sandbox: Sandbox) -> None:
     cases = [
-        (_manifest(_name(), base64.b64encode(b"not a pem").decode(), "example.com/s", ["client auth"]),
+        (csr_manifest(_name(), base64.b64encode(b"not a pem").decode(), "example.com/s", ["client auth"]),
          "spec.request: Invalid value: []byte{0x6e, 0x6f, 0x74"),
-        (_manifest(_name(), _request("a"), "", ["client auth"]), "spec.signerName: Required value"),
-        (_manifest(_name(), _request("a"), "nodomain", ["client auth"]),
+        (csr_manifest(_name(), csr_request("a"), "", ["client auth"]), "spec.signerName: Required value"),
+        (csr_manifest(_name(), csr_request("a"), "nodomain", ["client auth"]),
          "spec.signerName: Invalid value: \"nodomain\": must be a fully qualified domain and path"),
-        (_manifest(_name(), _request("a"), "example.com/s", []), "spec.usages: Required value"),
-        (_manifest(_name(), _request("a"), "example.com/s", ["flying"]),
+        (csr_manifest(_name(), csr_request("a"), "example.com/s", []), "spec.usages: Required value"),
+        (csr_manifest(_name(), csr_request("a"), "example.com/s", ["flying"]),
          'spec.usages[0]: Unsupported value: "flying"'),
-        (_manifest(_name(), _request("a"), "example.com/s", ["client auth"], expirationSeconds=60),
+        (csr_manifest(_name(), csr_request("a"), "example.com/s", ["client auth"], expirationSeconds=60),
          "spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 600 seconds"),
     ]  # fmt: skip
     for body, message in cases:
@@ -247,9 +214,9 @@ def test_invalid_csr_bodies_are_refused_with_422(sandbox: Sandbox) -> None:
         assert message in proc.stderr, proc.stderr
 
 
-def test_a_request_that_is_not_base64_is_a_bad_request(sandbox: Sandbox) -> None:
+def test_a_request_that_is_not_base64_is_a_badcsr_request(sandbox: Sandbox) -> None:
     proc = sandbox.kubectl(
-        "create", "-f", "-", input=_manifest(_name(), "no!", "example.com/s", ["client auth"]), check=False
+        "create", "-f", "-", input=csr_manifest(_name(), "no!", "example.com/s", ["client auth"]), check=False
     )
     assert proc.returncode != 0
     assert "illegal base64 data at input byte 2" in proc.stderr, proc.stderr

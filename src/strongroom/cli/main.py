@@ -14,6 +14,7 @@ import typer
 from strongroom import __version__
 from strongroom.cli.backup import backup_app
 from strongroom.cli.cluster import cluster_app
+from strongroom.cli.csr import csr_app
 from strongroom.cli.etcd import etcd_app
 from strongroom.cli.install import install, uninstall
 from strongroom.cli.locations import location_app
@@ -38,6 +39,7 @@ app.add_typer(location_app, name="backup-location")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(etcd_app, name="etcd")
 app.add_typer(cluster_app, name="cluster")
+app.add_typer(csr_app, name="csr")
 app.command(name="server")(server)
 app.command(name="install")(install)
 app.command(name="uninstall")(uninstall)

@@ -30,11 +30,16 @@ from typing import Any, Final
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from strongroom.errors import UsageError
+from strongroom.kube import Discovery, KubeClient
+
 __all__ = [
     "KUBELET_CLIENT",
     "KUBELET_SERVING",
     "NODE_BOOTSTRAPPER",
+    "CsrReview",
     "Judgement",
+    "Reviewed",
     "judge",
     "state",
 ]
@@ -234,3 +239,62 @@ def _ip(text: str) -> str:
         return str(ipaddress.ip_address(text))
     except ValueError:
         return text
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """A CSR as the cluster holds it, with its state and the judgement on it."""
+
+    csr: JsonObject
+    state: str
+    judgement: Judgement
+
+    @property
+    def name(self) -> str:
+        return self.judgement.name
+
+
+class CsrReview:
+    """Reads the CSRs with the Nodes and Machines they are judged against, and writes approvals."""
+
+    def __init__(self, kube: KubeClient, discovery: Discovery) -> None:
+        self._kube = kube
+        csrs = discovery.find("certificates.k8s.io", "certificatesigningrequests")
+        nodes = discovery.find("", "nodes")
+        if csrs is None or nodes is None:
+            raise UsageError("this API server serves no certificatesigningrequests (certificates.k8s.io/v1)")
+        self._csrs = csrs
+        self._nodes = nodes
+        self._machines = discovery.find("machine.openshift.io", "machines")
+
+    async def review(self) -> list[Reviewed]:
+        csrs = await self._kube.list_all(self._csrs)
+        nodes = await self._kube.list_all(self._nodes)
+        machines = (
+            await self._kube.list_all(self._machines, namespace="openshift-machine-api")
+            if self._machines
+            else []
+        )
+        out = [Reviewed(c, state(c), judge(c, nodes, machines)) for c in csrs]
+        out.sort(key=lambda r: str((r.csr.get("metadata") or {}).get("creationTimestamp", "")))
+        return out
+
+    async def decide(self, reviewed: Reviewed, *, approve: bool, message: str, now: str) -> JsonObject:
+        """PUT the approval subresource with an Approved (or Denied) condition, as kubectl certificate does."""
+        body = dict(reviewed.csr)
+        status = dict(body.get("status") or {})
+        conditions = [
+            c for c in status.get("conditions") or [] if c.get("type") not in ("Approved", "Denied")
+        ]
+        conditions.append(
+            {
+                "type": "Approved" if approve else "Denied",
+                "status": "True",
+                "reason": "StrongroomApprove" if approve else "StrongroomDeny",
+                "message": message,
+                "lastUpdateTime": now,
+            }
+        )
+        status["conditions"] = conditions
+        body["status"] = status
+        return await self._kube.replace(self._csrs, body, subresource="approval")
