@@ -4,49 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import pytest
 import yaml
 from tests.conftest import Sandbox
+from tests.integration.openshiftkit import CRD_NAME, cluster_operator_crd
 from tests.runasync import run_async
 
 from strongroom.etcd.staticpods import progressing_operators
 from strongroom.kube import KubeClient
 
 pytestmark = pytest.mark.integration
-
-CRD_NAME = "clusteroperators.config.openshift.io"
-
-
-def cluster_operator_crd() -> dict[str, Any]:
-    """The shape of OpenShift's ClusterOperator CRD that matters here: cluster scoped, status subresource."""
-    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": CRD_NAME},
-        "spec": {
-            "group": "config.openshift.io",
-            "scope": "Cluster",
-            "names": {
-                "plural": "clusteroperators",
-                "singular": "clusteroperator",
-                "kind": "ClusterOperator",
-                "listKind": "ClusterOperatorList",
-                "shortNames": ["co"],
-            },
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": schema,
-                    "subresources": {"status": {}},
-                }
-            ],
-        },
-    }
 
 
 def conditions(progressing: bool, message: str) -> list[dict[str, str]]:

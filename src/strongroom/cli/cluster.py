@@ -29,7 +29,7 @@ from strongroom.cli.common import (
 from strongroom.errors import EXIT_FAILURE, UsageError
 
 cluster_app = typer.Typer(
-    help="The cluster itself: control-plane certificates (CSRs, shutdown and restart are coming).",
+    help="The cluster itself: control-plane certificates and the checks after a restart.",
     no_args_is_help=True,
 )
 
@@ -120,3 +120,53 @@ def _print_report(report: CertsReport) -> None:
     )
     for note in report.notes:
         typer.echo(f"note: {note}")
+
+
+@cluster_app.command("restart-check")
+def restart_check(
+    wait: Annotated[
+        str, typer.Option("--wait", help="How long to wait for everything to come back (e.g. 30m).")
+    ] = "30m",
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between looks.")] = 5.0,
+    approve: Annotated[
+        bool,
+        typer.Option(
+            "--approve-csrs/--no-approve-csrs", help="Approve the pending CSRs that pass the kubelet's rules."
+        ),
+    ] = True,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+) -> None:
+    """After a restart: control-plane nodes Ready, valid CSRs approved, workers Ready, no ClusterOperator Degraded."""
+    from strongroom.model.duration import parse_duration
+
+    limit = parse_duration(wait).total_seconds()
+    if limit <= 0:
+        raise UsageError(f"--wait {wait!r} must be positive")
+    problems = run(_restart_check(limit, interval, approve, kubeconfig, context))
+    if problems:
+        for problem in problems:
+            _say(f"not ready: {problem}")
+        raise typer.Exit(EXIT_FAILURE)
+    typer.echo("the cluster is back: every node Ready, no ClusterOperator Degraded")
+
+
+async def _restart_check(
+    limit: float, interval: float, approve: bool, kubeconfig: str | None, context: str | None
+) -> list[str]:
+    import time
+
+    from strongroom.cluster.restart import RestartCheck, Step
+
+    def show(step: Step) -> None:
+        typer.echo(f"== {step.title}: {'done' if step.done else 'NOT DONE'}")
+        if step.rows:
+            print_table(step.headers, step.rows)
+        for note in step.notes:
+            typer.echo(f"  {note}")
+
+    async with kube_client(kubeconfig, context) as kube:
+        check = RestartCheck(kube, await kube.discover(), interval=interval, approve=approve)
+        steps = await check.run(time.monotonic() + limit, show)
+    failed = [step for step in steps if not step.done]
+    return [problem for step in failed for problem in step.problems]
