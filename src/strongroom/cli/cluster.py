@@ -170,3 +170,116 @@ async def _restart_check(
         steps = await check.run(time.monotonic() + limit, show)
     failed = [step for step in steps if not step.done]
     return [problem for step in failed for problem in step.problems]
+
+
+@cluster_app.command("shutdown")
+def shutdown(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check and print the plan; shut nothing down.")
+    ] = False,
+    skip_backup_check: Annotated[
+        bool, typer.Option("--skip-backup-check", help="Go on without a recent verified etcd snapshot.")
+    ] = False,
+    snapshots_dir: Annotated[
+        Path | None, typer.Option("--snapshots-dir", help="Where the etcd snapshots are (a directory).")
+    ] = None,
+    storage_location: Annotated[
+        str | None, typer.Option("--storage-location", help="Or the backup location they are kept in.")
+    ] = None,
+    location_namespace: Annotated[
+        str, typer.Option("--namespace", "-n", help="Namespace of that BackupStorageLocation.")
+    ] = "openshift-adp",
+    max_snapshot_age: Annotated[
+        str, typer.Option("--max-snapshot-age", help="How recent the verified snapshot must be.")
+    ] = "24h",
+    delay: Annotated[
+        int | None,
+        typer.Option(
+            "--delay", help="Minutes before the nodes power off (default 1, or 10 for 10 nodes or more)."
+        ),
+    ] = None,
+    image: Annotated[
+        str, typer.Option("--image", help="Image of the debug pods (it needs chroot).")
+    ] = "registry.access.redhat.com/ubi9/ubi",
+    debug_namespace: Annotated[
+        str, typer.Option("--debug-namespace", help="Where the debug pods run.")
+    ] = "default",
+    force: Annotated[
+        bool, typer.Option("--force", help="Shut down although a certificate has expired.")
+    ] = False,
+    node_timeout: Annotated[
+        float, typer.Option("--node-timeout", help="Seconds to wait for each debug pod.")
+    ] = 120.0,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+) -> None:
+    """Shut every node down gracefully (workers first), after checking the etcd backup and the certificates."""
+    from strongroom.errors import ConflictError
+
+    if delay is not None and delay < 0:
+        raise UsageError("--delay cannot be negative")
+    if not skip_backup_check:
+        from strongroom.cli.etcd_common import snapshot_problem
+
+        problem = run(
+            snapshot_problem(
+                snapshots_dir, storage_location, max_snapshot_age, location_namespace, kubeconfig, context
+            )
+        )
+        if problem:
+            raise ConflictError(
+                f"refusing to shut down: {problem}",
+                hint="save and verify one first (strongroom etcd snapshot save ... --verify), "
+                "or pass --skip-backup-check",
+            )
+        _say("etcd backup: a verified snapshot is recent enough")
+    report = run(_certs(kubeconfig, context, 30))
+    if report.deadline is not None:
+        _say(
+            f"restart the cluster before {_when(report.deadline.not_after)} "
+            f"({report.deadline.days_left} days): {report.deadline.reason}"
+        )
+    expired = report.expired()
+    if expired and not force:
+        raise ConflictError(
+            "refusing to shut down: certificates have expired: " + "; ".join(expired),
+            hint="renew them first, or pass --force",
+        )
+    run(_shutdown(dry_run, delay, image, debug_namespace, node_timeout, kubeconfig, context))
+
+
+async def _shutdown(
+    dry_run: bool,
+    delay: int | None,
+    image: str,
+    namespace: str,
+    node_timeout: float,
+    kubeconfig: str | None,
+    context: str | None,
+) -> None:
+    from strongroom.cluster.shutdown import DEPENDENCIES, plan_shutdown, run_shutdown
+
+    async with kube_client(kubeconfig, context) as kube:
+        discovery = await kube.discover()
+        nodes_res = discovery.find("", "nodes")
+        if nodes_res is None:
+            raise UsageError("the API server serves no nodes")
+        plan = plan_shutdown(await kube.list_all(nodes_res), delay)
+        for index, step in enumerate(plan.steps(), 1):
+            typer.echo(f"{index}. {step}")
+        if dry_run:
+            return
+        outcome = await run_shutdown(
+            kube, discovery, plan, namespace=namespace, image=image, timeout=node_timeout, say=_say
+        )
+    failed = {node: text for node, text in outcome.items() if not text.startswith("Succeeded")}
+    typer.echo(
+        f"shutdown scheduled on {len(outcome) - len(failed)} of {len(outcome)} nodes in {plan.delay_minutes} min"
+    )
+    typer.echo("then stop what the cluster depends on:")
+    for dependency in DEPENDENCIES:
+        typer.echo(f"  - {dependency}")
+    if failed:
+        for node, text in failed.items():
+            _say(f"not scheduled on {node}: {text}")
+        raise typer.Exit(EXIT_FAILURE)

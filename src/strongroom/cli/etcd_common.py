@@ -15,6 +15,7 @@ import os
 import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,6 +36,7 @@ from strongroom.etcd.snapshot import SnapshotArchive, StoredSnapshot
 from strongroom.etcd.tools import EtcdTool, find_tool
 from strongroom.kube import KubeClient, KubeError
 from strongroom.locations import open_location
+from strongroom.model.duration import parse_duration
 from strongroom.storage import Layout, ObjectStore
 from strongroom.storage.local import LocalObjectStore
 
@@ -60,6 +62,7 @@ __all__ = [
     "open_archive",
     "resolve_target",
     "say",
+    "snapshot_problem",
 ]
 
 EndpointsOption = Annotated[
@@ -315,3 +318,29 @@ class SnapshotSource:
 
 def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
+
+
+async def snapshot_problem(
+    directory: Path | None,
+    location: str | None,
+    max_age: str,
+    namespace: str,
+    kubeconfig: str | None,
+    context: str | None,
+) -> str | None:
+    """Why there is no verified snapshot newer than ``max_age`` there, or None when there is one."""
+    if directory is None and location is None:
+        return "no --snapshots-dir or --storage-location to look for a recent verified snapshot in"
+    limit = parse_duration(max_age)
+    archive = await open_archive(
+        directory, location, namespace=namespace, kubeconfig=kubeconfig, context=context
+    )
+    snapshots = await archive.list()
+    now = datetime.now(UTC)
+    verified = [s for s in snapshots if s.verified]
+    if not verified:
+        return "no verified snapshot found"
+    newest = verified[0]
+    if now - newest.created > limit:
+        return f"the newest verified snapshot, {newest.name}, is older than {max_age}"
+    return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,9 +34,9 @@ from strongroom.cli.etcd_common import (
     connection_args,
     etcdutl,
     has_cluster,
-    open_archive,
     resolve_target,
     say,
+    snapshot_problem,
 )
 from strongroom.errors import StrongroomError, UsageError
 from strongroom.etcd.connection import EtcdTarget, parse_endpoints
@@ -53,7 +52,6 @@ from strongroom.etcd.recover import HostPaths, Recovery, grow
 from strongroom.etcd.restore import plan_restore, restore_data_dir
 from strongroom.etcd.snapshot import resources_name
 from strongroom.etcd.verify import verify_file
-from strongroom.model.duration import parse_duration
 
 __all__ = ["register"]
 
@@ -225,31 +223,6 @@ def members_replace(
     )
 
 
-async def _snapshot_problem(
-    directory: Path | None,
-    location: str | None,
-    max_age: str,
-    namespace: str,
-    kubeconfig: str | None,
-    context: str | None,
-) -> str | None:
-    if directory is None and location is None:
-        return "no --snapshots-dir or --storage-location to look for a recent verified snapshot in"
-    limit = parse_duration(max_age)
-    archive = await open_archive(
-        directory, location, namespace=namespace, kubeconfig=kubeconfig, context=context
-    )
-    snapshots = await archive.list()
-    now = datetime.now(UTC)
-    verified = [s for s in snapshots if s.verified]
-    if not verified:
-        return "no verified snapshot found"
-    newest = verified[0]
-    if now - newest.created > limit:
-        return f"the newest verified snapshot, {newest.name}, is older than {max_age}"
-    return None
-
-
 async def _replace(
     args: dict[str, Any],
     name: str,
@@ -266,7 +239,7 @@ async def _replace(
     namespace: str,
 ) -> None:
     target = await resolve_target(**args)
-    problem = await _snapshot_problem(
+    problem = await snapshot_problem(
         snapshots_dir, storage_location, max_age, namespace, args["kubeconfig"], args["context"]
     )
     cluster = await survey(target, hashkv=False)

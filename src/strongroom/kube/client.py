@@ -577,6 +577,30 @@ class KubeClient:
         except KubeNotFound:
             return None
 
+    async def pod_log(
+        self,
+        pods: ApiResource,
+        name: str,
+        namespace: str,
+        *,
+        container: str | None = None,
+        since_seconds: int | None = None,
+        previous: bool = False,
+        limit_bytes: int | None = None,
+    ) -> str:
+        """A container's log (the pods/log subresource), as ``kubectl logs`` reads it."""
+        query: list[tuple[str, str]] = []
+        if container:
+            query.append(("container", container))
+        if since_seconds is not None:
+            query.append(("sinceSeconds", str(since_seconds)))
+        if previous:
+            query.append(("previous", "true"))
+        if limit_bytes is not None:
+            query.append(("limitBytes", str(limit_bytes)))
+        data = await self._request("GET", item_path(pods, name, namespace, "log"), query=query)
+        return data.decode("utf-8", errors="replace")
+
     async def list_pages(
         self,
         res: ApiResource,
