@@ -97,49 +97,6 @@ def test_a_killed_member_restarts_on_its_data_and_catches_up(cluster: EtcdCluste
     assert cluster.healthy(member)
 
 
-def test_a_member_added_as_learner_joins_and_is_promoted(tmp_path: Path) -> None:
-    with start_cluster(tmp_path, 3, name_prefix="n") as grown:
-        grown.put("/kit/before-join", "yes")
-        initial = grown.member_add("n4", learner=True)
-        assert "n4=" in initial
-        joined = grown.new_member("n4", initial_cluster=initial)
-        assert joined.peer_url in initial and joined.running
-        member_id = grown.member_id("n4")
-
-        def promote() -> None:
-            result = grown.etcdctl("member", "promote", member_id, check=False)
-            assert result.returncode == 0, result.stderr
-
-        eventually(promote)
-        listed = json.loads(grown.etcdctl("member", "list", "-w", "json").stdout)["members"]
-        assert {m["name"]: bool(m.get("isLearner")) for m in listed} == {
-            "n1": False, "n2": False, "n3": False, "n4": False,
-        }  # fmt: skip
-        assert serializable_get(grown, "n4", "/kit/before-join") == "yes"
-
-
-def test_start_on_brings_a_member_up_on_a_restored_data_dir(tmp_path: Path) -> None:
-    with start_cluster(tmp_path / "one", 1) as single:
-        single.put("/kit/in-snapshot", "kept")
-        snapshot = tmp_path / "snap.db"
-        single.etcdctl("snapshot", "save", str(snapshot))
-        single.put("/kit/after-snapshot", "lost")
-        single.stop("m1")
-        member = single.member("m1")
-        restored = tmp_path / "restored"
-        subprocess.run(
-            [str(etcd_bin_dir() / "etcdutl"), "snapshot", "restore", str(snapshot), f"--data-dir={restored}",
-            "--name=m1", f"--initial-cluster=m1={member.peer_url}", f"--initial-advertise-peer-urls={member.peer_url}",
-            f"--initial-cluster-token={single.token}"],
-            capture_output=True, check=True, timeout=60,
-        )  # fmt: skip
-        client_url = member.client_url
-        started = single.start_on("m1", restored)
-        assert started is member and member.data_dir == restored and member.client_url == client_url
-        assert single.get("/kit/in-snapshot") == b"kept"
-        assert single.get("/kit/after-snapshot") is None
-
-
 def test_tls_cluster_refuses_clients_without_a_certificate_or_with_the_wrong_ca(secure: EtcdCluster) -> None:
     assert secure.tls is not None
     assert all(url.startswith("https://127.0.0.1:") for url in secure.endpoints)

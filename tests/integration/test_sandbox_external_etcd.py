@@ -120,15 +120,6 @@ def test_sandbox_stores_objects_in_an_external_tls_cluster_and_leaves_it_running
     )
     assert after["running"] is False and after["etcdEndpoints"] == cluster.endpoints
 
-    # Up again on the same cluster: the objects are still served.
-    strongroom("sandbox", "up", "--dir", str(directory), "--detach", "--nodes", "0", *etcd_flags(cluster))
-    try:
-        names = kubectl(directory / "kubeconfig", "get", "namespaces", "-o", "name").stdout.split()
-        assert "namespace/outside" in names and "namespace/while-m1-down" in names
-    finally:
-        strongroom("sandbox", "down", "--dir", str(directory), check=False)
-    assert all(cluster.healthy(member) for member in cluster.members)
-
 
 def test_wrong_tls_material_or_flags_are_refused_before_anything_is_served(
     cluster: EtcdCluster, tmp_path: Path
