@@ -16,6 +16,7 @@ from strongroom.cli.backup import backup_app
 from strongroom.cli.cluster import cluster_app
 from strongroom.cli.csr import csr_app
 from strongroom.cli.etcd import etcd_app
+from strongroom.cli.gather import must_gather
 from strongroom.cli.install import install, uninstall
 from strongroom.cli.locations import location_app
 from strongroom.cli.nodeagent import node_agent, restore_wait
@@ -45,6 +46,7 @@ app.command(name="install")(install)
 app.command(name="uninstall")(uninstall)
 app.command(name="node-agent")(node_agent)
 app.command(name="restore-wait")(restore_wait)
+app.command(name="must-gather")(must_gather)
 
 
 @app.command()

@@ -577,6 +577,10 @@ class KubeClient:
         except KubeNotFound:
             return None
 
+    async def get_raw(self, path: str, query: Sequence[tuple[str, str]] = ()) -> bytes:
+        """GET a path whose answer is not a JSON object (logs, a pod proxy's metrics), as bytes."""
+        return await self._request("GET", path, query=query)
+
     async def pod_log(
         self,
         pods: ApiResource,
