@@ -15,6 +15,7 @@ from strongroom import __version__
 from strongroom.cli.backup import backup_app
 from strongroom.cli.cluster import cluster_app
 from strongroom.cli.csr import csr_app
+from strongroom.cli.doctor import doctor
 from strongroom.cli.etcd import etcd_app
 from strongroom.cli.gather import must_gather
 from strongroom.cli.install import install, uninstall
@@ -47,6 +48,7 @@ app.command(name="uninstall")(uninstall)
 app.command(name="node-agent")(node_agent)
 app.command(name="restore-wait")(restore_wait)
 app.command(name="must-gather")(must_gather)
+app.command(name="doctor")(doctor)
 
 
 @app.command()
