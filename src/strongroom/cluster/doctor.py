@@ -70,6 +70,16 @@ def _ok(check: str, found: str) -> list[Finding]:
     return [Finding(check, Status.ok, found=found)]
 
 
+def _per_location(check: str, probes: Mapping[str, str | None], fix: str, fine: str) -> list[Finding]:
+    """A problem for each location whose probe found one (its message), else one OK."""
+    problems = [
+        Finding(check, Status.problem, f"BackupStorageLocation/{name}", message, fix)
+        for name, message in sorted(probes.items())
+        if message
+    ]
+    return problems or _ok(check, fine)
+
+
 def _name(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name") or "?")
 
@@ -86,12 +96,9 @@ def invalid_directories(probes: Mapping[str, str | None]) -> list[Finding]:
     """``probes``: location name -> the top-level check's error message, None when the store is valid."""
     if not probes:
         return skipped(INVALID_DIRECTORIES, "no BackupStorageLocation could be opened")
-    problems = [
-        Finding(INVALID_DIRECTORIES, Status.problem, f"BackupStorageLocation/{name}", message, _FIX_PREFIX)
-        for name, message in sorted(probes.items())
-        if message
-    ]
-    return problems or _ok(INVALID_DIRECTORIES, f"{len(probes)} location(s) hold only Velero's directories")
+    return _per_location(
+        INVALID_DIRECTORIES, probes, _FIX_PREFIX, f"{len(probes)} location(s) hold only Velero's directories"
+    )
 
 
 MALFORMED_CREDENTIALS = "malformed-credentials"
@@ -106,14 +113,9 @@ def malformed_credentials(probes: Mapping[str, str | None]) -> list[Finding]:
     """``probes``: location name -> why its credentials did not parse (never their values), None when fine."""
     if not probes:
         return skipped(MALFORMED_CREDENTIALS, "no BackupStorageLocation uses a credentials Secret")
-    problems = [
-        Finding(
-            MALFORMED_CREDENTIALS, Status.problem, f"BackupStorageLocation/{name}", message, _FIX_CREDENTIALS
-        )
-        for name, message in sorted(probes.items())
-        if message
-    ]
-    return problems or _ok(MALFORMED_CREDENTIALS, f"the credentials of {len(probes)} location(s) parse")
+    return _per_location(
+        MALFORMED_CREDENTIALS, probes, _FIX_CREDENTIALS, f"the credentials of {len(probes)} location(s) parse"
+    )
 
 
 REGION_MISMATCH = "snapshot-location-region"
