@@ -62,6 +62,21 @@ def _run(sandbox: Sandbox, namespace: str) -> tuple[int, dict[str, Any], str]:
     return as_json.exit_code, json.loads(as_json.stdout), as_table.stdout
 
 
+def _default_location(kube: Kube, namespace: str, bucket: Path) -> None:
+    """The namespace's default BackupStorageLocation: a local directory."""
+    _create(
+        kube,
+        namespace,
+        "backupstoragelocations",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "BackupStorageLocation",
+            "metadata": {"name": "default"},
+            "spec": {"provider": "local", "default": True, "objectStorage": {"bucket": str(bucket)}},
+        },
+    )
+
+
 def _create(kube: Kube, namespace: str, plural: str, body: dict[str, Any]) -> None:
     kube.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
 
@@ -86,17 +101,7 @@ def test_doctor_finds_the_planted_problems_and_is_quiet_once_they_are_gone(
     (bucket / "junk").mkdir(parents=True)
     (bucket / "junk" / "file.txt").write_text("not a backup")
     (bucket / "backups").mkdir()
-    _create(
-        kube,
-        namespace,
-        "backupstoragelocations",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "BackupStorageLocation",
-            "metadata": {"name": "default"},
-            "spec": {"provider": "local", "default": True, "objectStorage": {"bucket": str(bucket)}},
-        },
-    )
+    _default_location(kube, namespace, bucket)
     _create(
         kube,
         namespace,
@@ -195,17 +200,7 @@ def test_doctor_finds_credentials_regions_repositories_and_deploymentconfig_rest
     )
     bucket = tmp_path / "bucket"
     bucket.mkdir()
-    _create(
-        kube,
-        namespace,
-        "backupstoragelocations",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "BackupStorageLocation",
-            "metadata": {"name": "default"},
-            "spec": {"provider": "local", "default": True, "objectStorage": {"bucket": str(bucket)}},
-        },
-    )
+    _default_location(kube, namespace, bucket)
     _create(
         kube,
         namespace,
