@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +32,7 @@ from typing import Any, Final
 from strongroom.errors import ConflictError, NotFoundError, ObjectNotFound, StrongroomError, UsageError
 from strongroom.etcd.bbolt import SnapshotStatus, StatusBuilder
 from strongroom.etcd.connection import RPC_ERRORS, EtcdTarget, etcd_error, open_client
-from strongroom.storage import ObjectStore
+from strongroom.storage import ObjectInfo, ObjectStore
 
 __all__ = [
     "HASH_SIZE",
@@ -257,44 +257,50 @@ class SnapshotArchive:
 
     async def list(self) -> builtins.list[StoredSnapshot]:
         """Every ``snapshot_*.db``, newest first, with its record and verification when present."""
-        infos = {
-            info.key[len(self.prefix) :]: info async for info in self.store.list(self.prefix, delimiter="/")
-        }
-        out: list[StoredSnapshot] = []
-        for name, info in infos.items():
-            if "/" in name or not _NAME_RE.match(name):
-                continue
-            stem = name.removesuffix(".db")
-            record = await self._json(self.record_key(name)) if f"{stem}.json" in infos else None
-            verifications = self._verifications(stem, infos)
-            verification = await self._json(self.key(verifications[-1])) if verifications else None
-            out.append(
-                StoredSnapshot(
-                    name=name,
-                    size=info.size,
-                    modified=info.last_modified,
-                    record=SnapshotRecord.from_json(record) if record else None,
-                    verification=Verification.from_json(verification) if verification else None,
-                    resources=resources_name(name) in infos,
-                )
-            )
-        out.sort(key=lambda snap: snap.name, reverse=True)
-        return out
+        infos = await self._infos()
+        return [await self._stored(name, infos) for name in sorted(self._names(infos), reverse=True)]
 
     async def find(self, name: str) -> StoredSnapshot:
-        """A snapshot by name (``snapshot_<ts>`` or ``snapshot_<ts>.db``), or the newest for ``latest``."""
-        snapshots = await self.list()
+        """A snapshot by name (``snapshot_<ts>`` or ``snapshot_<ts>.db``), or the newest for ``latest``.
+
+        One listing of the folder, then only that snapshot's record and verification are read.
+        """
+        infos = await self._infos()
+        names = sorted(self._names(infos), reverse=True)
         if name == "latest":
-            if not snapshots:
+            if not names:
                 raise NotFoundError(f"no snapshot in {self.description}")
-            return snapshots[0]
+            return await self._stored(names[0], infos)
         wanted = name if name.endswith(".db") else f"{name}.db"
-        for snap in snapshots:
-            if snap.name == wanted:
-                return snap
-        known = ", ".join(s.name for s in snapshots[:5]) or "none"
+        if wanted in names:
+            return await self._stored(wanted, infos)
+        known = ", ".join(names[:5]) or "none"
         raise NotFoundError(
             f"snapshot {name!r} not found in {self.description}", hint=f"newest there: {known}"
+        )
+
+    async def _infos(self) -> dict[str, ObjectInfo]:
+        return {
+            info.key[len(self.prefix) :]: info async for info in self.store.list(self.prefix, delimiter="/")
+        }
+
+    @staticmethod
+    def _names(infos: Mapping[str, ObjectInfo]) -> builtins.list[str]:
+        return [name for name in infos if "/" not in name and _NAME_RE.match(name)]
+
+    async def _stored(self, name: str, infos: Mapping[str, ObjectInfo]) -> StoredSnapshot:
+        info = infos[name]
+        stem = name.removesuffix(".db")
+        record = await self._json(self.record_key(name)) if f"{stem}.json" in infos else None
+        verifications = self._verifications(stem, infos)
+        verification = await self._json(self.key(verifications[-1])) if verifications else None
+        return StoredSnapshot(
+            name=name,
+            size=info.size,
+            modified=info.last_modified,
+            record=SnapshotRecord.from_json(record) if record else None,
+            verification=Verification.from_json(verification) if verification else None,
+            resources=resources_name(name) in infos,
         )
 
     async def exists(self, name: str) -> bool:
