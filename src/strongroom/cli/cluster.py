@@ -29,7 +29,7 @@ from strongroom.cli.common import (
 from strongroom.errors import EXIT_FAILURE, UsageError
 
 cluster_app = typer.Typer(
-    help="The cluster itself: control-plane certificates and the checks after a restart.",
+    help="The cluster itself: certificates, shutdown, the checks after a restart, control-plane rollouts.",
     no_args_is_help=True,
 )
 
@@ -283,3 +283,101 @@ async def _shutdown(
         for node, text in failed.items():
             _say(f"not scheduled on {node}: {text}")
         raise typer.Exit(EXIT_FAILURE)
+
+
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+@cluster_app.command("redeploy")
+def redeploy(
+    component: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--component",
+            "-c",
+            help=f"What to roll out (repeatable; default all, in this order: {', '.join(COMPONENTS)}).",
+        ),
+    ] = None,
+    wait: Annotated[
+        str, typer.Option("--wait", help="How long to wait for each rollout to reach every node.")
+    ] = "30m",
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between looks.")] = 5.0,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show each operator's revisions; force nothing.")
+    ] = False,
+    kubeconfig: KubeconfigOption = None,
+    context: ContextOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """After an etcd restore on OpenShift: force new rollouts of etcd and the control plane, one at a time."""
+    from strongroom.model.duration import parse_duration
+
+    limit = parse_duration(wait).total_seconds()
+    if limit <= 0:
+        raise UsageError(f"--wait {wait!r} must be positive")
+    if interval <= 0:
+        raise UsageError("--interval must be positive")
+    document, problems = run(
+        _redeploy(list(component or COMPONENTS), limit, interval, dry_run, kubeconfig, context, output)
+    )
+    emit(document, output, lambda: None)
+    if problems:
+        for problem in problems:
+            _say(f"not done: {problem}")
+        raise typer.Exit(EXIT_FAILURE)
+
+
+async def _redeploy(
+    components: list[str],
+    limit: float,
+    interval: float,
+    dry_run: bool,
+    kubeconfig: str | None,
+    context: str | None,
+    output: Output,
+) -> tuple[dict[str, object], list[str]]:
+    import time
+
+    from strongroom.cluster.operators import Redeploy
+
+    def show(line: str) -> None:
+        if output is Output.table:
+            typer.echo(line)
+        else:
+            _say(line)
+
+    async with kube_client(kubeconfig, context) as kube:
+        redeployer = Redeploy(kube, await kube.discover(), components, interval=interval)
+        if dry_run:
+            states = await redeployer.plan()
+            rows = [[s.component, str(s.latest), s.describe()] for s in states]
+            if output is Output.table:
+                print_table(["COMPONENT", "LATEST REVISION", "NODES"], rows)
+                typer.echo("dry run: nothing forced")
+            return {
+                "dryRun": True,
+                "components": [
+                    {"component": s.component, "latestRevision": s.latest, "nodes": s.nodes} for s in states
+                ],
+            }, []
+        results = await redeployer.run(time.monotonic() + limit, show)
+    skipped = [op.component for op in redeployer.operators][len(results) :]
+    problems = [r.problem for r in results if not r.done]
+    problems += [f"{name}: not started, it waits for the rollout before it" for name in skipped]
+    if not problems and output is Output.table:
+        typer.echo("every rollout reached every node")
+    return {
+        "components": [
+            {
+                "component": r.component,
+                "forceRedeploymentReason": r.reason,
+                "revisionBefore": r.before,
+                "revision": r.after.latest if r.after else None,
+                "nodes": r.after.nodes if r.after else {},
+                "done": r.done,
+                "progress": r.progress,
+            }
+            for r in results
+        ],
+        "notStarted": skipped,
+    }, problems

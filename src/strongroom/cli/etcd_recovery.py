@@ -604,6 +604,11 @@ async def _recover(
     if joiners:
         await grow(target, joiners, timeout=grow_timeout, say=say)
     typer.echo(f"recovered etcd from {source.reference} on member {name}")
+    say(
+        "next, once the API server answers: on OpenShift run 'strongroom cluster redeploy' (new rollouts "
+        "of etcd, kube-apiserver, kube-controller-manager and kube-scheduler, one at a time), then "
+        "restart the pods that keep state read from the API"
+    )
 
 
 @asynccontextmanager
