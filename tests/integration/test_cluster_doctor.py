@@ -20,6 +20,7 @@ import yaml
 from tests.conftest import Sandbox
 from tests.integration.backupkit import unique
 from tests.integration.etcdkit import start_cluster
+from tests.integration.openshiftkit import crd, served
 from tests.integration.sandboxapi import Kube, eventually
 from typer.testing import CliRunner
 
@@ -299,12 +300,57 @@ def test_doctor_reports_an_unhealthy_etcd_member(sandbox: Sandbox, namespace: st
     app = typer.Typer()
     app.command(name="doctor")(doctor)
     app.command(name="unused")(lambda: None)
-    with start_cluster(tmp_path / "etcd", 3) as cluster:
+    with start_cluster(tmp_path / "etcd", 3, tls=True) as cluster:
+        assert cluster.tls is not None
         stopped = cluster.members[2].name
         cluster.stop(stopped)
         args = ["doctor", "-n", namespace, "--kubeconfig", sandbox.kubeconfig, "-o", "json"]
-        result = CliRunner().invoke(app, [*args, "--etcd-endpoints", ",".join(cluster.endpoints)])
+        args += ["--etcd-endpoints", ",".join(cluster.endpoints), "--etcd-cacert", str(cluster.tls.ca)]
+        args += ["--etcd-cert", str(cluster.tls.client_cert), "--etcd-key", str(cluster.tls.client_key)]
+        result = CliRunner().invoke(app, args)
     assert result.exit_code == 1, result.output
     etcd = _by_check(json.loads(result.stdout))["etcd-members"]
     assert [f["status"] for f in etcd] == ["PROBLEM"], etcd
     assert stopped in etcd[0]["subject"]
+    assert f"no node named {stopped}" in etcd[0]["found"]  # the seed's classification, from the cluster
+
+
+def test_doctor_reads_openshifts_etcd_resource_without_endpoints(
+    sandbox: Sandbox, namespace: str, kube: Kube
+) -> None:
+    group, plural = "operator.openshift.io", "etcds"
+    node = sandbox.kubectl_json("get", "nodes")["items"][0]["metadata"]["name"]
+
+    def members_available(status: str, message: str) -> None:
+        condition = {"type": "EtcdMembersAvailable", "status": status, "reason": "X", "message": message}
+        kube.custom.patch_cluster_custom_object_status(
+            group, "v1", plural, "cluster", {"status": {"conditions": [condition]}}
+        )
+
+    with served(sandbox, crd(group, plural, "Etcd")):
+        kube.custom.create_cluster_custom_object(
+            group,
+            "v1",
+            plural,
+            {"apiVersion": f"{group}/v1", "kind": "Etcd", "metadata": {"name": "cluster"}},
+        )
+        try:
+            members_available(
+                "False", "2 of 3 members are available, ip-10-0-131-183.ec2.internal is unhealthy"
+            )
+            code, document, table = _run(sandbox, namespace)
+            assert code == 1, table
+            etcd = _by_check(document)["etcd-members"]
+            assert [f["status"] for f in etcd] == ["PROBLEM"], etcd
+            assert etcd[0]["subject"] == "etcd member ip-10-0-131-183.ec2.internal"
+            assert "2 of 3 members are available" in etcd[0]["found"]
+            assert "no node named ip-10-0-131-183.ec2.internal" in etcd[0]["found"]
+            assert "strongroom etcd members replace" in etcd[0]["fix"]
+
+            members_available("True", f"3 members are available, {node} is healthy")
+            code, document, table = _run(sandbox, namespace)
+            etcd = _by_check(document)["etcd-members"]
+            assert [f["status"] for f in etcd] == ["OK"], etcd
+            assert "3 members are available" in etcd[0]["found"]
+        finally:
+            kube.custom.delete_cluster_custom_object(group, "v1", plural, "cluster")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -54,7 +55,19 @@ def doctor(
     ] = "1h",
     etcd_endpoints: Annotated[
         str | None,
-        typer.Option("--etcd-endpoints", help="Also check the health of these etcd members (host:port,...)."),
+        typer.Option(
+            "--etcd-endpoints",
+            help="Check the health of these etcd members (URLs, comma separated); without it, OpenShift's "
+            "Etcd resource is read.",
+        ),
+    ] = None,
+    etcd_cacert: Annotated[
+        str | None,
+        typer.Option("--etcd-cacert", help="CA bundle that signed the etcd members' certificates."),
+    ] = None,
+    etcd_cert: Annotated[str | None, typer.Option("--etcd-cert", help="Client certificate for etcd.")] = None,
+    etcd_key: Annotated[
+        str | None, typer.Option("--etcd-key", help="That certificate's private key.")
     ] = None,
     kubeconfig: KubeconfigOption = None,
     context: ContextOption = None,
@@ -65,7 +78,8 @@ def doctor(
         threshold = parse_duration(stuck_after)
     except ValueError as exc:
         raise UsageError(f"--stuck-after: {exc}", hint="give a duration such as 30m, 1h or 2h30m") from exc
-    findings = run(_diagnose(namespace, threshold, etcd_endpoints, kubeconfig, context))
+    etcd = EtcdOptions(etcd_endpoints, etcd_cacert, etcd_cert, etcd_key)
+    findings = run(_diagnose(namespace, threshold, etcd, kubeconfig, context))
     problems = [f for f in findings if f.status is Status.problem]
     document = {"problems": len(problems), "findings": [f.to_json() for f in findings]}
     emit(document, output, lambda: _print(findings))
@@ -95,7 +109,7 @@ async def _guarded(check: str, gather: Callable[[], Awaitable[list[Finding]]]) -
 async def _diagnose(
     namespace: str,
     stuck_after: timedelta,
-    etcd_endpoints: str | None,
+    etcd: EtcdOptions,
     kubeconfig: str | None,
     context: str | None,
 ) -> list[Finding]:
@@ -121,10 +135,10 @@ async def _diagnose(
             findings += await _guarded(lib.MISSING_REPOSITORY, lambda: _repositories(ctx))
             findings += await _guarded(lib.NFS_PERMISSION, lambda: _pod_volumes(ctx))
             findings += await _guarded(lib.DEPLOYMENTCONFIG_RESTORE, lambda: _restores(ctx))
-    if etcd_endpoints:
-        findings += await _guarded(lib.ETCD_MEMBERS, lambda: _etcd(etcd_endpoints))
-    else:
-        findings += lib.skipped(lib.ETCD_MEMBERS, "no --etcd-endpoints given")
+        if etcd.endpoints:
+            findings += await _guarded(lib.ETCD_MEMBERS, lambda: _etcd(kube, etcd))
+        else:
+            findings += await _guarded(lib.ETCD_MEMBERS, lambda: _etcd_operator(kube))
     return findings
 
 
@@ -286,20 +300,63 @@ async def _restores(ctx: ServerContext) -> list[Finding]:
     return lib.deploymentconfig_restores(restores, messages, namespace=ctx.namespace)
 
 
-async def _etcd(endpoints: str) -> list[Finding]:
-    from strongroom.etcd.connection import EtcdTarget, parse_endpoints
+@dataclass(frozen=True)
+class EtcdOptions:
+    endpoints: str | None
+    cacert: str | None
+    cert: str | None
+    key: str | None
+
+
+async def _explain(kube: KubeClient, names: list[str]) -> dict[str, list[str]]:
+    """The seed's reasons for each member, from the cluster; none when it cannot be asked."""
+    from strongroom.etcd.discovery import explain_members
+
+    try:
+        return await explain_members(kube, await kube.discover(), names)
+    except StrongroomError:
+        return {name: [] for name in names}
+
+
+async def _etcd(kube: KubeClient, options: EtcdOptions) -> list[Finding]:
+    from strongroom.etcd.connection import EtcdTarget, TlsFiles, parse_endpoints
     from strongroom.etcd.members import survey
 
-    target = EtcdTarget(parse_endpoints(endpoints, secure=False))
+    assert options.endpoints
+    tls = TlsFiles(
+        ca=Path(options.cacert) if options.cacert else None,
+        cert=Path(options.cert) if options.cert else None,
+        key=Path(options.key) if options.key else None,
+    )
+    target = EtcdTarget(parse_endpoints(options.endpoints, secure=tls.enabled), tls)
     result = await survey(target, hashkv=False)
+    unhealthy = [h.member.name for h in result.members if not h.healthy and h.member.name]
+    explained = await _explain(kube, unhealthy) if unhealthy else {}
     return lib.etcd_members(
         [
             {
                 "name": h.member.name,
                 "healthy": h.healthy,
                 "error": h.error,
-                "explanation": list(h.explanation),
+                "explanation": list(h.explanation) or explained.get(h.member.name, []),
             }
             for h in result.members
         ]
     )
+
+
+async def _etcd_operator(kube: KubeClient) -> list[Finding]:
+    from strongroom.cluster.operators import GROUP, etcd_members_condition
+
+    res = (await kube.discover()).served(GROUP, "v1", "etcds")
+    if res is None:
+        return lib.skipped(
+            lib.ETCD_MEMBERS,
+            "no --etcd-endpoints given, and the cluster has no Etcd resource (operator.openshift.io/v1) to read",
+        )
+    etcd = await kube.get(res, "cluster")
+    if etcd is None:
+        return lib.skipped(lib.ETCD_MEMBERS, "the Etcd resource 'cluster' does not exist")
+    condition = etcd_members_condition(etcd)
+    explained = await _explain(kube, list(condition.unhealthy)) if condition.unhealthy else {}
+    return lib.etcd_operator(condition.available, condition.message, explained)

@@ -365,3 +365,31 @@ def etcd_members(members: Sequence[Mapping[str, Any]]) -> list[Finding]:
         if not m.get("healthy")
     ]
     return problems or _ok(ETCD_MEMBERS, f"{len(members)} member(s) healthy")
+
+
+def etcd_operator(
+    available: bool | None, message: str, explanations: Mapping[str, Sequence[str]]
+) -> list[Finding]:
+    """OpenShift's Etcd resource, condition ``EtcdMembersAvailable``: ``explanations`` holds each member
+    its message names as unhealthy, with the seed's reasons."""
+    if available is None:
+        return skipped(ETCD_MEMBERS, message)
+    if available:
+        return _ok(ETCD_MEMBERS, f"EtcdMembersAvailable: {message}")
+    if not explanations:
+        return [
+            Finding(
+                ETCD_MEMBERS,
+                Status.problem,
+                "Etcd cluster",
+                f"EtcdMembersAvailable is not True: {message}",
+                "find the unhealthy member with strongroom etcd members health, then replace it: "
+                "strongroom etcd members replace",
+            )
+        ]
+    return etcd_members(
+        [
+            {"name": name, "healthy": False, "error": message, "explanation": list(reasons)}
+            for name, reasons in explanations.items()
+        ]
+    )
