@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -790,9 +789,8 @@ def _api_client(configuration: Configuration) -> ApiClient:
 
 
 def _environment_proxy(server: str) -> str | None:
-    """The proxy ``HTTPS_PROXY``/``HTTP_PROXY`` name for the API server, unless ``NO_PROXY`` exempts it."""
-    parsed = urllib.parse.urlsplit(server)
-    if not parsed.hostname or urllib.request.proxy_bypass(parsed.hostname):
-        return None
-    proxies = urllib.request.getproxies()
-    return proxies.get(parsed.scheme or "https") or None
+    """The proxy ``HTTPS_PROXY``/``HTTP_PROXY`` name for the API server, unless ``NO_PROXY`` exempts it
+    (CIDRs included, as for Go clients: OpenShift exempts its service network, where the in-cluster API is)."""
+    from strongroom.model.proxy import ProxySettings
+
+    return ProxySettings.from_env(os.environ).proxy_for(server)

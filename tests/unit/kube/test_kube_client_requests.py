@@ -513,3 +513,7 @@ def test_the_environment_proxy_is_settled_once_and_no_proxy_is_honoured(
     assert _environment_proxy("https://api.example.com:6443") == "http://proxy.internal:3128"
     monkeypatch.setenv("NO_PROXY", ".example.com")
     assert _environment_proxy("https://api.example.com:6443") is None
+    # In a pod on OpenShift: the API is at the service network's first address, exempted as a CIDR.
+    monkeypatch.setenv("NO_PROXY", ".cluster.local,.svc,172.30.0.0/16")
+    assert _environment_proxy("https://172.30.0.1:443") is None
+    assert _environment_proxy("https://api.example.com:6443") == "http://proxy.internal:3128"
