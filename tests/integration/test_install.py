@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from tests.conftest import Sandbox
 from tests.integration.backupkit import Cli, CliResult, unique
-from tests.integration.sandboxapi import eventually
+from tests.integration.openshiftkit import proxy_crd, served
+from tests.integration.sandboxapi import Kube, eventually
 
 from strongroom.deploy import InstallOptions, render
 from strongroom.errors import EXIT_UNAVAILABLE
@@ -144,6 +145,53 @@ def test_install_creates_every_resource_and_the_crds_serve(
     )
     assert deployment["spec"]["template"]["spec"]["containers"][0]["args"][1] == f"--namespace={target}"
     assert sandbox.kubectl("auth", "can-i", "--list", "-n", target, check=False).returncode in (0, 1)
+
+
+def test_install_exports_the_cluster_wide_proxy_without_printing_its_password(
+    strongroom: Strongroom, sandbox: Sandbox, kube: Kube, target: str
+) -> None:
+    proxy = {
+        "apiVersion": "config.openshift.io/v1",
+        "kind": "Proxy",
+        "metadata": {"name": "cluster"},
+        "spec": {"httpsProxy": "http://backup:s3cret@proxy.example.com:3128"},
+    }
+    status = {
+        "httpProxy": "http://backup:s3cret@proxy.example.com:3128",
+        "httpsProxy": "http://backup:s3cret@proxy.example.com:3128",
+        "noProxy": ".cluster.local,.svc,10.0.0.0/16,172.30.0.0/16,localhost",
+    }
+    with served(sandbox, proxy_crd()):
+        kube.custom.create_cluster_custom_object("config.openshift.io", "v1", "proxies", proxy)
+        try:
+            kube.custom.patch_cluster_custom_object_status(
+                "config.openshift.io", "v1", "proxies", "cluster", {"status": status}
+            )
+            result = strongroom.ok("install", "--namespace", target, "--etcd-backup-schedule", "@daily")
+            assert (
+                "Using the cluster-wide proxy: httpProxy http://***@proxy.example.com:3128" in result.stdout
+            )
+            assert "s3cret" not in result.stdout + result.stderr
+            deployment = sandbox.kubectl_json("get", "deployment", "strongroom", "-n", target)
+            cronjob = sandbox.kubectl_json("get", "cronjob", "-n", target)["items"][0]
+            for container in (
+                deployment["spec"]["template"]["spec"]["containers"][0],
+                cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0],
+            ):
+                env = {e["name"]: e.get("value") for e in container["env"]}
+                assert env["HTTPS_PROXY"] == status["httpsProxy"], env  # the effective (status) values
+                assert env["NO_PROXY"] == status["noProxy"], env
+            # Flags win over the cluster's Proxy.
+            strongroom.ok("install", "--namespace", target, "--https-proxy", "http://other.example.com:8080")
+            deployment = sandbox.kubectl_json("get", "deployment", "strongroom", "-n", target)
+            env = {
+                e["name"]: e.get("value")
+                for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+            }
+            assert env["HTTPS_PROXY"] == "http://other.example.com:8080"
+            assert "HTTP_PROXY" not in env and "NO_PROXY" not in env  # nothing stale is left behind
+        finally:
+            kube.custom.delete_cluster_custom_object("config.openshift.io", "v1", "proxies", "cluster")
 
 
 def test_installing_twice_changes_nothing(strongroom: Strongroom, target: str) -> None:

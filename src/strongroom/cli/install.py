@@ -9,6 +9,7 @@ object.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -30,9 +31,11 @@ from strongroom.deploy.manifests import (
 )
 from strongroom.errors import UsageError
 from strongroom.model.duration import parse_duration
+from strongroom.model.proxy import ProxySettings
 
 if TYPE_CHECKING:
     from strongroom.deploy.installer import Change
+    from strongroom.kube import KubeClient
 
 __all__ = ["install", "uninstall"]
 
@@ -81,6 +84,13 @@ def _print_manifests(manifests: list[JsonObject], output: ManifestFormat) -> Non
         typer.echo(
             yaml.safe_dump_all(manifests, sort_keys=False, allow_unicode=True, explicit_start=True).rstrip()
         )
+
+
+async def _cluster_proxy(kube: KubeClient) -> ProxySettings | None:
+    """OpenShift's cluster-wide Proxy, when the cluster serves one."""
+    res = (await kube.discover()).served("config.openshift.io", "v1", "proxies")
+    proxy = await kube.get(res, "cluster") if res is not None else None
+    return ProxySettings.from_openshift(proxy) if proxy is not None else None
 
 
 def _etcd_backup_options(
@@ -210,6 +220,24 @@ def install(
             help="Verify each snapshot after saving it (a trial restore in scratch space). Default: verify.",
         ),
     ] = None,
+    http_proxy: Annotated[
+        str | None, typer.Option("--http-proxy", help="Proxy for http:// requests, set in every container.")
+    ] = None,
+    https_proxy: Annotated[
+        str | None, typer.Option("--https-proxy", help="Proxy for https:// requests, set in every container.")
+    ] = None,
+    no_proxy: Annotated[
+        str | None,
+        typer.Option("--no-proxy", help="Hosts, domains and CIDRs reached directly (comma separated)."),
+    ] = None,
+    cluster_proxy: Annotated[
+        bool,
+        typer.Option(
+            "--cluster-proxy/--no-cluster-proxy",
+            help="Without --http-proxy/--https-proxy, use the cluster-wide Proxy (config.openshift.io) "
+            "when the cluster has one.",
+        ),
+    ] = True,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -264,6 +292,7 @@ def install(
             etcd_backup_keep_weekly,
             etcd_backup_verify,
         ),
+        proxy=ProxySettings(http_proxy or "", https_proxy or "", no_proxy or ""),
     )
     seconds = _seconds(timeout)
     if output is not None and not dry_run:
@@ -279,8 +308,14 @@ def install(
         from strongroom.deploy.installer import Installer
 
         async with kube_client(kubeconfig, kubecontext) as kube:
+            chosen = manifests
+            if cluster_proxy and not options.proxy.enabled:
+                found = await _cluster_proxy(kube)
+                if found is not None and found.enabled:
+                    typer.echo(f"Using the cluster-wide proxy: {found.describe()}")
+                    chosen = render(dataclasses.replace(options, proxy=found))
             installer = Installer(kube, report=_echo)
-            await installer.install(manifests, timeout=seconds)
+            await installer.install(chosen, timeout=seconds)
             if wait:
                 typer.echo(f"Waiting for Deployment {options.namespace}/{SERVER_NAME} to be available...")
                 await installer.wait_available(options.namespace, SERVER_NAME, timeout=seconds)

@@ -18,13 +18,16 @@ docs/decisions/0008-install-rbac.md).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
+import urllib.parse
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from strongroom import __version__
 from strongroom.errors import UsageError
+from strongroom.model.proxy import ProxySettings, redact_url
 
 __all__ = [
     "CREDENTIALS_SECRET",
@@ -226,6 +229,8 @@ class InstallOptions:
     etcd_backup_keep_daily: int = 0
     etcd_backup_keep_weekly: int = 0
     etcd_backup_verify: bool = True
+    # The cluster-wide proxy, exported to every container strongroom runs (as OLM does for operators).
+    proxy: ProxySettings = dataclasses.field(default_factory=ProxySettings)
 
     def __post_init__(self) -> None:
         if len(self.namespace) > 63 or not _DNS1123_LABEL.match(self.namespace):
@@ -262,6 +267,8 @@ class InstallOptions:
                     f"invalid --node-agent-supplemental-groups: group IDs are not negative, not {group}"
                 )
         self._check_etcd_backup()
+        for flag, url in (("--http-proxy", self.proxy.http_proxy), ("--https-proxy", self.proxy.https_proxy)):
+            _check_proxy_url(flag, url)
 
     def _check_etcd_backup(self) -> None:
         if self.etcd_backup_schedule is not None:
@@ -286,6 +293,17 @@ class InstallOptions:
     def etcd_backup(self) -> bool:
         """Whether the scheduled etcd backup is part of the installation."""
         return self.etcd_backup_schedule is not None
+
+
+def _check_proxy_url(flag: str, url: str) -> None:
+    if not url:
+        return
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"invalid {flag} {redact_url(url)!r}: not an http:// or https:// URL with a host",
+            hint="e.g. http://proxy.example.com:3128 (as in the cluster's Proxy resource)",
+        )
 
 
 def _check_cronjob_schedule(schedule: str) -> None:
@@ -595,6 +613,7 @@ def _deployment(options: InstallOptions) -> JsonObject:
             {"name": "STRONGROOM_SCRATCH_DIR", "value": SCRATCH_DIR},
             # The root filesystem is read-only; temporary files go to the scratch volume.
             {"name": "TMPDIR", "value": SCRATCH_DIR},
+            *options.proxy.env(),
         ],
         "ports": _metrics_port(),
         "livenessProbe": {
@@ -666,6 +685,7 @@ def _daemonset(options: InstallOptions) -> JsonObject:
             _field_env("POD_NAMESPACE", "metadata.namespace"),
             {"name": "STRONGROOM_SCRATCH_DIR", "value": SCRATCH_DIR},
             {"name": "TMPDIR", "value": SCRATCH_DIR},
+            *options.proxy.env(),
         ],
         "ports": _metrics_port(),
         "resources": options.node_agent_resources.render(),
@@ -741,6 +761,7 @@ def _etcd_backup_cronjob(options: InstallOptions) -> JsonObject:
             _field_env("POD_NAMESPACE", "metadata.namespace"),
             {"name": "STRONGROOM_SCRATCH_DIR", "value": SCRATCH_DIR},
             {"name": "TMPDIR", "value": SCRATCH_DIR},
+            *options.proxy.env(),
         ],
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
         # etcd's client certificates under /etc/kubernetes are root's (mode 0600), and

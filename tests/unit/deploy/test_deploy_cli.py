@@ -87,6 +87,8 @@ def test_dry_run_json_is_a_v1_list() -> None:
         (["--log-level", "loud"], "--log-level"),
         (["--timeout", "soon"], "--timeout"),
         (["--output", "json"], "--output"),
+        (["--https-proxy", "proxy.example.com:3128"], "--https-proxy"),
+        (["--http-proxy", "ftp://user:pw@proxy"], "--http-proxy"),
     ],
 )
 def test_install_refuses_bad_values_before_any_request(
@@ -95,6 +97,37 @@ def test_install_refuses_bad_values_before_any_request(
     code, _, err = _cli("install", *args, "--kubeconfig", dead_kubeconfig)
     assert code == EXIT_USAGE, err
     assert flag in err
+
+
+def test_a_bad_proxy_url_is_named_without_its_password(dead_kubeconfig: str) -> None:
+    code, _, err = _cli("install", "--http-proxy", "ftp://user:pw@proxy", "--kubeconfig", dead_kubeconfig)
+    assert code == EXIT_USAGE
+    assert "ftp://***@proxy" in err and "pw" not in err
+
+
+def test_proxy_flags_reach_every_container() -> None:
+    code, out, err = _cli(
+        "install", "--dry-run", "-o", "json", "--use-node-agent", "--etcd-backup-schedule", "@daily",
+        "--https-proxy", "http://proxy.example.com:3128", "--no-proxy", ".svc,172.30.0.0/16",
+    )  # fmt: skip
+    assert code == 0, err
+    items = json.loads(out)["items"]
+    containers = [
+        c
+        for item in items
+        if item["kind"] in ("Deployment", "DaemonSet", "CronJob")
+        for c in (
+            item["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+            if item["kind"] == "CronJob"
+            else item["spec"]["template"]["spec"]["containers"]
+        )
+    ]
+    assert len(containers) == 3
+    for container in containers:
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["HTTPS_PROXY"] == "http://proxy.example.com:3128"
+        assert env["NO_PROXY"] == ".svc,172.30.0.0/16"
+        assert "HTTP_PROXY" not in env  # only what was given
 
 
 def test_uninstall_refuses_a_bad_namespace_before_any_request(dead_kubeconfig: str) -> None:
