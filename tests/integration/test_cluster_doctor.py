@@ -354,3 +354,66 @@ def test_doctor_reads_openshifts_etcd_resource_without_endpoints(
             assert "3 members are available" in etcd[0]["found"]
         finally:
             kube.custom.delete_cluster_custom_object(group, "v1", plural, "cluster")
+
+
+def test_doctor_checks_the_cluster_wide_proxy(sandbox: Sandbox, namespace: str, kube: Kube) -> None:
+    _create(
+        kube,
+        namespace,
+        "backupstoragelocations",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "BackupStorageLocation",
+            "metadata": {"name": "minio"},
+            "spec": {
+                "provider": "aws",
+                "objectStorage": {"bucket": "b"},
+                "config": {"s3Url": f"http://minio.{namespace}.svc:9000", "region": "minio"},
+            },
+        },
+    )
+    # The server as Velero/OADP name it, scaled to zero: only its pod template is read.
+    kube.apps.create_namespaced_deployment(
+        namespace,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "velero"},
+            "spec": {
+                "replicas": 0,
+                "selector": {"matchLabels": {"deploy": "velero"}},
+                "template": {
+                    "metadata": {"labels": {"deploy": "velero"}},
+                    "spec": {"containers": [{"name": "velero", "image": "velero/velero:v1.14.0"}]},
+                },
+            },
+        },
+    )
+    proxy = {
+        "apiVersion": "config.openshift.io/v1",
+        "kind": "Proxy",
+        "metadata": {"name": "cluster"},
+        "spec": {"httpProxy": "http://ops:s3cret@proxy.example.com:3128"},
+    }
+    with served(sandbox, crd("config.openshift.io", "proxies", "Proxy")):
+        kube.custom.create_cluster_custom_object("config.openshift.io", "v1", "proxies", proxy)
+        try:
+            code, document, table = _run(sandbox, namespace)
+            assert code == 1, table
+            found = {f["subject"]: f for f in _by_check(document)["cluster-proxy"]}
+            assert set(found) == {"Deployment/velero"}, found  # the server's own (empty) settings count
+            assert found["Deployment/velero"]["status"] == "PROBLEM"
+            assert "runs without one" in found["Deployment/velero"]["found"]
+            assert "http://***@proxy.example.com:3128" in found["Deployment/velero"]["found"]
+            assert "s3cret" not in json.dumps(document) + table
+
+            # Now the server has the cluster's proxy, but nothing exempts the in-cluster MinIO.
+            env = [{"name": "HTTP_PROXY", "value": proxy["spec"]["httpProxy"]}]
+            patch = {"spec": {"template": {"spec": {"containers": [{"name": "velero", "env": env}]}}}}
+            kube.apps.patch_namespaced_deployment("velero", namespace, patch)
+            code, document, table = _run(sandbox, namespace)
+            found = {f["subject"]: f for f in _by_check(document)["cluster-proxy"]}
+            assert set(found) == {"BackupStorageLocation/minio"}, found
+            assert f"add minio.{namespace}.svc" in found["BackupStorageLocation/minio"]["fix"]
+        finally:
+            kube.custom.delete_cluster_custom_object("config.openshift.io", "v1", "proxies", "cluster")

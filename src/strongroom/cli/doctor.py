@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["doctor"]
 
 SERVER_POD_SELECTOR = "deploy=velero"
+SERVER_DEPLOYMENTS = ("strongroom", "velero")  # strongroom's own, or Velero's / OADP's
 
 
 def doctor(
@@ -135,6 +136,7 @@ async def _diagnose(
             findings += await _guarded(lib.MISSING_REPOSITORY, lambda: _repositories(ctx))
             findings += await _guarded(lib.NFS_PERMISSION, lambda: _pod_volumes(ctx))
             findings += await _guarded(lib.DEPLOYMENTCONFIG_RESTORE, lambda: _restores(ctx))
+        findings += await _guarded(lib.CLUSTER_PROXY, lambda: _proxy(kube, namespace, ctx))
         if etcd.endpoints:
             findings += await _guarded(lib.ETCD_MEMBERS, lambda: _etcd(kube, etcd))
         else:
@@ -298,6 +300,36 @@ async def _restores(ctx: ServerContext) -> list[Finding]:
                     lines += items
             messages[name] = lines
     return lib.deploymentconfig_restores(restores, messages, namespace=ctx.namespace)
+
+
+async def _proxy(kube: KubeClient, namespace: str, ctx: ServerContext | None) -> list[Finding]:
+    from strongroom.model.proxy import ProxySettings
+
+    discovery = await kube.discover()
+    proxies = discovery.served("config.openshift.io", "v1", "proxies")
+    found = await kube.get(proxies, "cluster") if proxies is not None else None
+    cluster = ProxySettings.from_openshift(found) if found is not None else None
+    server: ProxySettings | None = None
+    deployments = discovery.find("apps", "deployments")
+    server_name = SERVER_DEPLOYMENTS[0]
+    for name in SERVER_DEPLOYMENTS:
+        deployment = await kube.get(deployments, name, namespace) if deployments is not None else None
+        if deployment is not None:
+            containers = deployment["spec"]["template"]["spec"].get("containers") or []
+            env = {
+                str(e.get("name")): str(e["value"])
+                for e in (containers[0].get("env") or [] if containers else [])
+                if "value" in e
+            }
+            server, server_name = ProxySettings.from_env(env), name
+            break
+    endpoints: dict[str, str] = {}
+    if ctx is not None:
+        for location in await _locations(ctx).all():
+            url = ((location.get("spec") or {}).get("config") or {}).get("s3Url")
+            if url:
+                endpoints[str(location["metadata"]["name"])] = str(url)
+    return lib.cluster_proxy(cluster, server, endpoints, deployment=server_name)
 
 
 @dataclass(frozen=True)

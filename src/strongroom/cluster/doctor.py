@@ -12,15 +12,19 @@ module must not) and renders the findings.
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from strongroom.model.proxy import ProxySettings
+
 __all__ = [
     "Finding",
     "Status",
+    "cluster_proxy",
     "deploymentconfig_restores",
     "etcd_members",
     "invalid_directories",
@@ -393,3 +397,58 @@ def etcd_operator(
             for name, reasons in explanations.items()
         ]
     )
+
+
+CLUSTER_PROXY = "cluster-proxy"
+_FIX_REINSTALL = (
+    "run strongroom install again: it exports the cluster's Proxy to the server, node agents and "
+    "etcd backup (or set HTTP_PROXY, HTTPS_PROXY and NO_PROXY on them as the Proxy's status has them)"
+)
+_IN_CLUSTER_SUFFIXES = (".svc", ".svc.cluster.local", ".cluster.local")
+
+
+def cluster_proxy(
+    cluster: ProxySettings | None,
+    server: ProxySettings | None,
+    endpoints: Mapping[str, str],
+    *,
+    deployment: str = "strongroom",
+) -> list[Finding]:
+    """The seed's "check whether a cluster-wide proxy is enabled", judged against what strongroom runs with.
+
+    ``cluster``: OpenShift's Proxy (None where there is none); ``server``: the proxy
+    environment of the server Deployment ``deployment`` (None when it is not found); ``endpoints``:
+    each location's custom endpoint (``config.s3Url``)."""
+    problems: list[Finding] = []
+    enabled = cluster is not None and cluster.enabled
+    if enabled and server is not None and server != cluster:
+        assert cluster is not None
+        found = (
+            f"the cluster's traffic goes through a proxy ({cluster.describe()}) but the server runs "
+            + ("without one: locations outside the cluster are unreachable" if not server.enabled
+               else f"with other settings ({server.describe()}): the Proxy changed since the install")
+        )  # fmt: skip
+        problems.append(
+            Finding(CLUSTER_PROXY, Status.problem, f"Deployment/{deployment}", found, _FIX_REINSTALL)
+        )
+    effective = server if server is not None else cluster
+    if effective is not None and effective.enabled:
+        for name, url in sorted(endpoints.items()):
+            host = urllib.parse.urlsplit(url).hostname or ""
+            if host.endswith(_IN_CLUSTER_SUFFIXES) and effective.proxy_for(url) is not None:
+                problems.append(
+                    Finding(
+                        CLUSTER_PROXY,
+                        Status.problem,
+                        f"BackupStorageLocation/{name}",
+                        f"its endpoint {host} is inside the cluster but NO_PROXY does not exempt it: "
+                        "requests go to the proxy, which cannot reach it",
+                        f"add {host} (or .svc) to the Proxy's spec.noProxy, then run strongroom install again",
+                    )
+                )
+    if problems:
+        return problems
+    if not enabled:
+        return _ok(CLUSTER_PROXY, "no cluster-wide proxy is set")
+    assert cluster is not None
+    return _ok(CLUSTER_PROXY, f"the server uses the cluster-wide proxy ({cluster.describe()})")

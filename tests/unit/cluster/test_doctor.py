@@ -182,3 +182,28 @@ def test_findings_serialise_without_enum_objects() -> None:
         "found": "no --etcd-endpoints given",
         "fix": "",
     }
+
+
+def test_cluster_proxy_judges_the_server_and_the_in_cluster_endpoints() -> None:
+    from strongroom.model.proxy import ProxySettings
+
+    cluster = ProxySettings(
+        "http://u:pw@proxy:3128", "http://u:pw@proxy:3128", ".cluster.local,172.30.0.0/16"
+    )
+    endpoints = {"minio": "http://minio.minio.svc:9000", "aws": "https://s3.us-east-1.amazonaws.com"}
+    # The server runs without the proxy the cluster has.
+    missing = doctor.cluster_proxy(cluster, ProxySettings(), {}, deployment="velero")
+    assert [f.subject for f in missing] == ["Deployment/velero"]
+    assert "runs without one" in missing[0].found and "pw" not in missing[0].found
+    assert "strongroom install" in missing[0].fix
+    # It runs with it, but the in-cluster MinIO is not exempted: only that location is a problem.
+    routed = doctor.cluster_proxy(cluster, cluster, endpoints)
+    assert [(f.status, f.subject) for f in routed] == [(doctor.Status.problem, "BackupStorageLocation/minio")]
+    assert "minio.minio.svc" in routed[0].fix
+    exempt = ProxySettings(cluster.http_proxy, cluster.https_proxy, cluster.no_proxy + ",.svc")
+    assert [f.status for f in doctor.cluster_proxy(exempt, exempt, endpoints)] == [doctor.Status.ok]
+    # The Proxy changed after the install.
+    changed = doctor.cluster_proxy(exempt, cluster, {})
+    assert "other settings" in changed[0].found
+    # No proxy anywhere.
+    assert doctor.cluster_proxy(None, None, endpoints)[0].found == "no cluster-wide proxy is set"
