@@ -21,7 +21,16 @@ from urllib.parse import parse_qs
 import yaml
 from aiohttp import web
 
-from strongroom.sandbox import apierrors, discovery, identity, openapi, protobuf, remotecommand, tables
+from strongroom.sandbox import (
+    apierrors,
+    discovery,
+    identity,
+    openapi,
+    podproxy,
+    protobuf,
+    remotecommand,
+    tables,
+)
 from strongroom.sandbox.engine import (
     PATCH_APPLY,
     PATCH_JSON,
@@ -177,6 +186,8 @@ class ApiServer:
                 return handled
         if group == "" and len(rest) == 5 and (rest[0], rest[2], rest[4]) == ("namespaces", "pods", "exec"):
             return await remotecommand.serve_exec(request, self.engine, self.runtime, rest[1], rest[3])
+        if group == "" and len(rest) >= 5 and (rest[0], rest[2], rest[4]) == ("namespaces", "pods", "proxy"):
+            return await podproxy.serve_pod_proxy(request, self.engine, rest[1], rest[3])
         return await self._resource(request, group, version, rest)
 
     async def _node_subresource(

@@ -117,7 +117,7 @@ _ALL = ("all",)
 BUILTIN_TYPES: tuple[ResourceType, ...] = (
     # core/v1
     _builtin("", "v1", "namespaces", "Namespace", False, ["ns"], subresources=["status", "finalize"]),
-    _builtin("", "v1", "pods", "Pod", short=["po"], categories=_ALL, subresources=["status"]),
+    _builtin("", "v1", "pods", "Pod", short=["po"], categories=_ALL, subresources=["status", "proxy"]),
     _builtin(
         "",
         "v1",

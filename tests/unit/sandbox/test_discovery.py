@@ -211,10 +211,15 @@ def test_aggregated_core_discovery_is_one_unnamed_group(registry: ResourceRegist
         "categories": ["all"],
         "subresources": [
             {
+                "subresource": "proxy",
+                "responseKind": {"group": "", "version": "v1", "kind": "PodProxyOptions"},
+                "verbs": ["create", "delete", "get", "patch", "update"],
+            },
+            {
                 "subresource": "status",
                 "responseKind": {"group": "", "version": "v1", "kind": "Pod"},
                 "verbs": ["get", "patch", "update"],
-            }
+            },
         ],
     }
     nodes = next(r for r in v1["resources"] if r["resource"] == "nodes")
