@@ -7,6 +7,7 @@ test writes them (300 Failed ones, status set through the status subresource).
 from __future__ import annotations
 
 import asyncio
+import socket
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 import typer
 import yaml
 from tests.conftest import Sandbox
+from tests.integration.openshiftkit import proxy_crd, served
 from tests.integration.sandboxapi import eventually
 from typer.testing import CliRunner
 
@@ -73,6 +75,29 @@ async def _populate(kubeconfig: str, namespace: str) -> None:
         await asyncio.gather(*(one(i) for i in range(BACKUPS)))
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+METRICS_PORT, SILENT_PORT = _free_port(), _free_port()
+# The server pod: says it started, then serves Prometheus text on /metrics (a sandbox pod's IP is loopback).
+METRICS_SERVER = """
+import http.server, sys
+print("server-started", flush=True)
+class Metrics(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"# TYPE strongroom_backup_total counter\\nstrongroom_backup_total 3\\n" if self.path == "/metrics" else b""
+        self.send_response(200 if body else 404)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.end_headers()
+        self.wfile.write(body)
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Metrics).serve_forever()
+"""
+
+
 @pytest.fixture
 def populated(sandbox: Sandbox, namespace: str) -> str:
     sandbox.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(crd_manifests()))
@@ -99,8 +124,8 @@ def populated(sandbox: Sandbox, namespace: str) -> str:
                             {
                                 "name": "velero",
                                 "image": "busybox",
-                                "command": ["sh", "-c", "echo server-started; sleep 3600"],
-                                "ports": [{"name": "metrics", "containerPort": 8085}],
+                                "command": ["python3", "-c", METRICS_SERVER, str(METRICS_PORT)],
+                                "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
                             }
                         ]
                     },
@@ -111,7 +136,13 @@ def populated(sandbox: Sandbox, namespace: str) -> str:
                     "metadata": {"name": "crash"},
                     "spec": {
                         "containers": [
-                            {"name": "c", "image": "busybox", "command": ["sh", "-c", "echo attempt; exit 3"]}
+                            {
+                                "name": "c",
+                                "image": "busybox",
+                                "command": ["sh", "-c", "echo attempt; exit 3"],
+                                # Declared, but nothing listens there.
+                                "ports": [{"name": "metrics", "containerPort": SILENT_PORT}],
+                            }
                         ]
                     },
                 },
@@ -146,21 +177,21 @@ def _members(path: Path) -> dict[str, bytes]:
 def test_must_gather_bundles_resources_logs_and_status_without_secrets(
     sandbox: Sandbox, populated: str, tmp_path: Path
 ) -> None:
-    result = CliRunner().invoke(
-        _app(),
-        [
-            "must-gather",
-            "--namespace",
-            populated,
-            "--since",
-            "1h",
-            "--metrics",
-            "--dest",
-            str(tmp_path),
-            "--kubeconfig",
-            sandbox.kubeconfig,
-        ],
-    )
+    args = ["must-gather", "--namespace", populated, "--since", "1h", "--metrics"]
+    args += ["--dest", str(tmp_path), "--kubeconfig", sandbox.kubeconfig]
+    proxy_url = f"http://ops:{SECRET_VALUE}@proxy.example.com:3128"
+    proxy = {
+        "apiVersion": "config.openshift.io/v1",
+        "kind": "Proxy",
+        "metadata": {"name": "cluster"},
+        "spec": {"httpProxy": proxy_url, "noProxy": ".svc"},
+    }
+    with served(sandbox, proxy_crd()):
+        sandbox.kubectl("apply", "-f", "-", input=yaml.safe_dump(proxy))
+        try:
+            result = CliRunner().invoke(_app(), args)
+        finally:
+            sandbox.kubectl("delete", "proxy.config.openshift.io", "cluster", check=False)
     assert result.exit_code == 0, result.output
     path = tmp_path / "must-gather.tar.gz"
     assert str(path) in result.stdout
@@ -176,15 +207,28 @@ def test_must_gather_bundles_resources_logs_and_status_without_secrets(
     assert "namespace/events.yaml" in members and "namespace/deployments.yaml" in members
     assert b"server-started" in members["logs/server/velero.log"]
     assert members["logs/crash/c.previous.log"] == b"attempt\n"
-    assert "warning:" in result.stderr and "metrics/server.prom" in result.stderr
+    assert "warning:" in result.stderr and "metrics/crash.prom" in result.stderr
 
     summary = members["summary.txt"].decode()
     assert "log window: --since 1h (3600s)" in summary
     assert "default: phase=Unavailable" in summary and "bucket b not reachable" in summary
     assert "resources/velero.io/backups.yaml: 300" in summary
-    # The sandbox serves no pods/proxy: the metrics are left out, and said so.
-    assert "metrics: not gathered from server:8085" in summary
-    assert "metrics/server:8085" not in members
+    # Metrics come through the pod proxy; a declared port nothing answers on is left out, and said so.
+    assert "metrics: gathered metrics/server.prom through the pod proxy" in summary
+    assert b"strongroom_backup_total 3" in members["metrics/server.prom"]
+    assert f"metrics: not gathered from crash:{SILENT_PORT}" in summary
+    assert "error trying to reach service" in summary
+    assert "metrics/crash.prom" not in members
+
+    # The cluster around it: nodes, kubelet CSRs, and the Proxy with its password masked.
+    nodes = yaml.safe_load(members["cluster/core/nodes.yaml"])
+    assert {n["metadata"]["name"] for n in nodes["items"]} == {
+        n["metadata"]["name"] for n in sandbox.kubectl_json("get", "nodes")["items"]
+    }
+    assert "cluster/certificates.k8s.io/certificatesigningrequests.yaml" in members
+    proxies = yaml.safe_load(members["cluster/config.openshift.io/proxies.yaml"])
+    assert proxies["items"][0]["spec"]["httpProxy"] == "http://***@proxy.example.com:3128"
+    assert "not served here: " in summary and "etcds.operator.openshift.io" in summary
 
     for name, data in members.items():
         assert b"kind: Secret\n" not in data, name

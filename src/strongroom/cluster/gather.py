@@ -30,6 +30,7 @@ import yaml
 
 from strongroom.errors import StrongroomError, UsageError
 from strongroom.kube import ApiResource, Discovery, JsonObject, KubeClient
+from strongroom.model.proxy import redact_url
 
 __all__ = [
     "BUNDLE_NAME",
@@ -177,7 +178,34 @@ class _Deadline:
 def _plain(item: JsonObject) -> JsonObject:
     metadata = dict(item.get("metadata") or {})
     metadata.pop("managedFields", None)
-    return {**item, "metadata": metadata}
+    annotations = metadata.get("annotations")
+    if isinstance(annotations, dict) and LAST_APPLIED in annotations:
+        # A copy of the object as applied: it would carry whatever is masked below, unmasked.
+        metadata["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    plain = {**item, "metadata": metadata}
+    # A proxy URL may carry a user and password (OpenShift's Proxy, spec and status alike).
+    for part in ("spec", "status"):
+        section = plain.get(part)
+        if isinstance(section, dict) and any(k in section for k in _PROXY_KEYS):
+            plain[part] = {
+                k: redact_url(v) if k in _PROXY_KEYS and isinstance(v, str) else v for k, v in section.items()
+            }
+    return plain
+
+
+_PROXY_KEYS = ("httpProxy", "httpsProxy")
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+# The cluster around the installation: what the lifecycle commands read (nodes, kubelet CSRs,
+# and on OpenShift the ClusterOperators, the Proxy, etcd's operator and the control-plane Machines).
+CLUSTER_KINDS: tuple[tuple[str, str], ...] = (
+    ("", "nodes"),
+    ("certificates.k8s.io", "certificatesigningrequests"),
+    ("config.openshift.io", "clusteroperators"),
+    ("config.openshift.io", "proxies"),
+    ("operator.openshift.io", "etcds"),
+    ("machine.openshift.io", "machines"),
+)
 
 
 class _Gatherer:
@@ -356,6 +384,17 @@ async def _gather(g: _Gatherer, since_seconds: int | None) -> None:
         if resource == "pods" and not listed:
             pods.clear()
             g.report.left_out.append(("logs and metrics", "they need the pod list, which did not finish"))
+
+    not_served = []
+    for group, resource in CLUSTER_KINDS:
+        found_res = discovery.find(group, resource)
+        if found_res is None:
+            not_served.append(f"{resource}.{group}" if group else resource)
+            continue
+        name = f"cluster/{group or 'core'}/{resource}.yaml"
+        await g.part(name, functools.partial(g.write_list, name, found_res, None))
+    if not_served:
+        g.report.left_out.append(("cluster/", f"not served here: {', '.join(not_served)}"))
 
     pods.sort(key=_created, reverse=True)
     if g.options.metrics:
