@@ -22,7 +22,13 @@ STATIC_POD_OPERATORS = (
 
 
 def crd(
-    group: str, plural: str, kind: str, *, scope: str = "Cluster", short_names: Sequence[str] = ()
+    group: str,
+    plural: str,
+    kind: str,
+    *,
+    scope: str = "Cluster",
+    short_names: Sequence[str] = (),
+    version: str = "v1",
 ) -> dict[str, Any]:
     """A served, stored v1 CRD with a status subresource that keeps whatever fields it is given."""
     schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
@@ -44,7 +50,7 @@ def crd(
             "names": names,
             "versions": [
                 {
-                    "name": "v1",
+                    "name": version,
                     "served": True,
                     "storage": True,
                     "schema": schema,
@@ -63,6 +69,11 @@ def cluster_operator_crd() -> dict[str, Any]:
 def proxy_crd() -> dict[str, Any]:
     """OpenShift's cluster-wide Proxy (config.openshift.io/v1, the object is named ``cluster``)."""
     return crd("config.openshift.io", "proxies", "Proxy")
+
+
+def machine_crd() -> dict[str, Any]:
+    """OpenShift's Machine (machine.openshift.io/v1beta1), kept in openshift-machine-api."""
+    return crd("machine.openshift.io", "machines", "Machine", scope="Namespaced", version="v1beta1")
 
 
 def operator_crds(plurals: Sequence[str] | None = None) -> list[dict[str, Any]]:

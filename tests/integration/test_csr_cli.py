@@ -3,6 +3,7 @@ listed with their reasons; forged ones (wrong requester, unknown node, another n
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from tests.conftest import Sandbox
 from tests.integration.backupkit import Cli, KubeCli
 from tests.integration.csrkit import csr_manifest, csr_request
+from tests.integration.openshiftkit import machine_crd, served
 
 pytestmark = pytest.mark.integration
 
@@ -90,3 +92,39 @@ def test_only_valid_kubelet_csrs_are_approved(
         assert denied["type"] == "Denied" and denied["message"] == "not one of ours"
     finally:
         sandbox.kubectl("delete", "csr", *names.values(), "--ignore-not-found", check=False)
+
+
+def test_a_joining_node_known_only_by_its_machine_is_approved(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new worker's first CSR comes before its Node exists: its Machine vouches for the name."""
+    cli = KubeCli(Cli(sandbox, tmp_path / "config", monkeypatch), sandbox)
+    tag = uuid.uuid4().hex[:6]
+    joining, stranger = f"worker-{tag}.example.internal", f"stranger-{tag}.example.internal"
+    names = {"joining": f"csr-joining-{tag}", "stranger": f"csr-stranger-{tag}"}
+    machine = {
+        "apiVersion": "machine.openshift.io/v1beta1",
+        "kind": "Machine",
+        "metadata": {"name": f"demo-worker-{tag}", "namespace": "openshift-machine-api"},
+        "spec": {},
+    }
+    addresses = [{"type": "InternalIP", "address": "10.0.7.9"}, {"type": "InternalDNS", "address": joining}]
+    with served(sandbox, machine_crd()):
+        sandbox.kubectl("create", "namespace", "openshift-machine-api", check=False)
+        sandbox.kubectl("apply", "-f", "-", input=json.dumps(machine))
+        sandbox.kubectl(
+            "patch", "machine.machine.openshift.io", machine["metadata"]["name"], "-n", "openshift-machine-api",
+            "--subresource=status", "--type=merge", "-p",
+            json.dumps({"status": {"phase": "Provisioned", "addresses": addresses}}),
+        )  # fmt: skip
+        try:
+            for key, node in (("joining", joining), ("stranger", stranger)):
+                request = csr_request(f"system:node:{node}")
+                create(sandbox, csr_manifest(names[key], request, CLIENT, CLIENT_USAGES), BOOTSTRAPPER)
+            approved = cli.ok("csr", "approve", "--all-valid")
+            assert f"certificatesigningrequest/{names['joining']} approved" in approved.stdout
+            assert f"left pending {names['stranger']}" in approved.stderr
+            assert f"no Node or Machine named {stranger}" in approved.stderr
+        finally:
+            sandbox.kubectl("delete", "csr", *names.values(), "--ignore-not-found", check=False)
+            sandbox.kubectl("delete", "namespace", "openshift-machine-api", "--wait=false", check=False)
