@@ -68,7 +68,14 @@ def plan_shutdown(nodes: Sequence[JsonObject], delay_minutes: int | None = None)
     return ShutdownPlan(delay, tuple(entries))
 
 
-def debug_pod(node: str, namespace: str, image: str, delay_minutes: int) -> dict[str, Any]:
+def shutdown_command(delay_minutes: int) -> list[str]:
+    """The seed's: from the debug pod, the host's own ``shutdown`` in the host's root."""
+    return ["chroot", "/host", "shutdown", "-h", str(delay_minutes)]
+
+
+def debug_pod(
+    node: str, namespace: str, image: str, delay_minutes: int, command: Sequence[str] | None = None
+) -> dict[str, Any]:
     """The pod ``oc debug node/<node>`` creates: the host's root at /host, privileged, on that node."""
     return {
         "apiVersion": "v1",
@@ -92,7 +99,7 @@ def debug_pod(node: str, namespace: str, image: str, delay_minutes: int) -> dict
                 {
                     "name": "shutdown",
                     "image": image,
-                    "command": ["chroot", "/host", "shutdown", "-h", str(delay_minutes)],
+                    "command": list(command) if command is not None else shutdown_command(delay_minutes),
                     "securityContext": {"privileged": True, "runAsUser": 0},
                     "volumeMounts": [{"name": "host", "mountPath": "/host"}],
                 }
@@ -111,15 +118,19 @@ async def run_shutdown(
     image: str,
     timeout: float,
     say: Callable[[str], None],
+    command: Sequence[str] | None = None,
 ) -> dict[str, str]:
-    """Create each node's debug pod in turn, wait for it to finish, keep its log, delete it."""
+    """Create each node's debug pod in turn, wait for it to finish, keep its log, delete it.
+
+    ``command`` replaces the seed's ``chroot /host shutdown -h N`` (tests run the
+    orchestration with a harmless one)."""
     pods = discovery.find("", "pods")
     if pods is None:
         raise UnavailableError("the API server serves no pods")
     outcome: dict[str, str] = {}
     for entry in plan.nodes:
         created = await kube.create(
-            pods, debug_pod(entry.node, namespace, image, plan.delay_minutes), namespace
+            pods, debug_pod(entry.node, namespace, image, plan.delay_minutes, command), namespace
         )
         name = str(created["metadata"]["name"])
         try:
