@@ -422,6 +422,16 @@ class EtcdCluster:
                 raise self._failure(member, f"did not become ready within {timeout:.0f}s")
             time.sleep(0.05)
 
+    def wait_healthy(self, *names: str, timeout: float = 20.0) -> None:
+        """Until these members serve /health: after a member is lost (maybe the leader), the rest elect one."""
+        deadline = time.monotonic() + timeout
+        for name in names:
+            member = self.member(name)
+            while not self.healthy(member):
+                if time.monotonic() > deadline:
+                    raise self._failure(member, f"was not healthy within {timeout:.0f}s")
+                time.sleep(0.05)
+
     def _wait_all_healthy(self, timeout: float = START_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
         pending = list(self.members)

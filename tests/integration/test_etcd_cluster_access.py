@@ -78,6 +78,7 @@ def test_replacing_a_member_deletes_its_openshift_secrets_and_health_explains_th
     try:
         with start_cluster(tmp_path / "etcd", 3) as cluster:
             cluster.kill("m3")
+            cluster.wait_healthy("m1", "m2")  # m3 may have been the leader
             health = strongroom(
                 "etcd", "members", "health", *flags(cluster), "--kubeconfig", sandbox.kubeconfig
             )

@@ -90,6 +90,7 @@ def test_a_dead_member_is_replaced_by_a_learner_promoted_once_it_caught_up(tmp_p
         ok("etcd", "snapshot", "save", "--to", str(snaps), *flags(cluster))
         ok("etcd", "snapshot", "verify", "latest", "--dir", str(snaps))
         cluster.kill("m3")
+        cluster.wait_healthy("m1", "m2")  # m3 may have been the leader
         survivors = [cluster.member("m1").client_url, cluster.member("m2").client_url]
 
         health = strongroom("etcd", "members", "health", *flags(cluster), "-o", "json")

@@ -99,6 +99,7 @@ def test_sandbox_stores_objects_in_an_external_tls_cluster_and_leaves_it_running
 
         # Losing one member of three costs nothing: the client goes on with the others.
         cluster.kill("m1")
+        cluster.wait_healthy("m2", "m3")  # m1 may have been the leader
         try:
             kubectl(kubeconfig, "create", "namespace", "while-m1-down")
             assert cluster.get("/registry/namespaces/while-m1-down") is not None
