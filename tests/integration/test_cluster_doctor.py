@@ -63,19 +63,20 @@ def _run(sandbox: Sandbox, namespace: str) -> tuple[int, dict[str, Any], str]:
     return as_json.exit_code, json.loads(as_json.stdout), as_table.stdout
 
 
+def _location(kube: Kube, namespace: str, name: str, spec: dict[str, Any]) -> None:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "BackupStorageLocation",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+    _create(kube, namespace, "backupstoragelocations", body)
+
+
 def _default_location(kube: Kube, namespace: str, bucket: Path) -> None:
     """The namespace's default BackupStorageLocation: a local directory."""
-    _create(
-        kube,
-        namespace,
-        "backupstoragelocations",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "BackupStorageLocation",
-            "metadata": {"name": "default"},
-            "spec": {"provider": "local", "default": True, "objectStorage": {"bucket": str(bucket)}},
-        },
-    )
+    spec = {"provider": "local", "default": True, "objectStorage": {"bucket": str(bucket)}}
+    _location(kube, namespace, "default", spec)
 
 
 def _create(kube: Kube, namespace: str, plural: str, body: dict[str, Any]) -> None:
@@ -183,20 +184,15 @@ def test_doctor_finds_credentials_regions_repositories_and_deploymentconfig_rest
             "stringData": {"cloud": f"[default]\naws_secret_access_key={secret_value}\n"},
         },
     )
-    _create(
+    _location(
         kube,
         namespace,
-        "backupstoragelocations",
+        "aws",
         {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "BackupStorageLocation",
-            "metadata": {"name": "aws"},
-            "spec": {
-                "provider": "aws",
-                "objectStorage": {"bucket": "velero-bucket"},
-                "config": {"region": "us-east-1"},
-                "credential": {"name": "cloud-credentials", "key": "cloud"},
-            },
+            "provider": "aws",
+            "objectStorage": {"bucket": "velero-bucket"},
+            "config": {"region": "us-east-1"},
+            "credential": {"name": "cloud-credentials", "key": "cloud"},
         },
     )
     bucket = tmp_path / "bucket"
@@ -304,6 +300,7 @@ def test_doctor_reports_an_unhealthy_etcd_member(sandbox: Sandbox, namespace: st
         assert cluster.tls is not None
         stopped = cluster.members[2].name
         cluster.stop(stopped)
+        cluster.wait_healthy(*(m.name for m in cluster.members[:2]))  # it may have been the leader
         args = ["doctor", "-n", namespace, "--kubeconfig", sandbox.kubeconfig, "-o", "json"]
         args += ["--etcd-endpoints", ",".join(cluster.endpoints), "--etcd-cacert", str(cluster.tls.ca)]
         args += ["--etcd-cert", str(cluster.tls.client_cert), "--etcd-key", str(cluster.tls.client_key)]
@@ -357,20 +354,9 @@ def test_doctor_reads_openshifts_etcd_resource_without_endpoints(
 
 
 def test_doctor_checks_the_cluster_wide_proxy(sandbox: Sandbox, namespace: str, kube: Kube) -> None:
-    _create(
-        kube,
-        namespace,
-        "backupstoragelocations",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "BackupStorageLocation",
-            "metadata": {"name": "minio"},
-            "spec": {
-                "provider": "aws",
-                "objectStorage": {"bucket": "b"},
-                "config": {"s3Url": f"http://minio.{namespace}.svc:9000", "region": "minio"},
-            },
-        },
+    config = {"s3Url": f"http://minio.{namespace}.svc:9000", "region": "minio"}
+    _location(
+        kube, namespace, "minio", {"provider": "aws", "objectStorage": {"bucket": "b"}, "config": config}
     )
     # The server as Velero/OADP name it, scaled to zero: only its pod template is read.
     kube.apps.create_namespaced_deployment(
