@@ -87,7 +87,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from strongroom.storage import S3ObjectStore, S3Options, open_store
+from strongroom.storage import S3ObjectStore, StoreOptions, open_store
 from tests.integration.s3server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, MotoServer, moto_server
 
 HOST: Final = "127.0.0.1"
@@ -643,7 +643,7 @@ aws_secret_access_key={SECRET_ACCESS_KEY}
 """
 # Short timeouts so that stalls are noticed within a second, and quick
 # retries; the proxy's stall must outlast the read timeout.
-FAULT_TEST_OPTIONS: Final = S3Options(
+FAULT_TEST_OPTIONS: Final = StoreOptions(
     part_size=5 * 1024 * 1024,
     connect_timeout=timedelta(seconds=1),
     read_timeout=timedelta(seconds=1),
@@ -663,7 +663,7 @@ class FaultyS3:
     moto: MotoServer
     proxy: FaultProxy
     bucket: str
-    options: S3Options = FAULT_TEST_OPTIONS
+    options: StoreOptions = FAULT_TEST_OPTIONS
     credentials: str = CREDENTIALS
     extra_config: dict[str, str] = field(default_factory=dict)
 
@@ -681,22 +681,22 @@ class FaultyS3:
             **self.extra_config,
         }
 
-    def open_store(self, prefix: str = "", options: S3Options | None = None) -> S3ObjectStore:
+    def open_store(self, prefix: str = "", options: StoreOptions | None = None) -> S3ObjectStore:
         """strongroom's S3 store for the bucket, through the proxy."""
         return self._open(self.url, prefix, options)
 
-    def direct_store(self, prefix: str = "", options: S3Options | None = None) -> S3ObjectStore:
+    def direct_store(self, prefix: str = "", options: StoreOptions | None = None) -> S3ObjectStore:
         """The same bucket without the proxy: for setting up and checking, never faulty."""
         return self._open(self.moto.endpoint, prefix, options)
 
-    def _open(self, endpoint: str, prefix: str, options: S3Options | None) -> S3ObjectStore:
+    def _open(self, endpoint: str, prefix: str, options: StoreOptions | None) -> S3ObjectStore:
         store = open_store(
             "aws",
             self.bucket,
             prefix,
             self.config(endpoint),
             self.credentials,
-            s3_options=options or self.options,
+            options=options or self.options,
         )
         assert isinstance(store, S3ObjectStore)
         return store

@@ -28,7 +28,7 @@ from strongroom.backup.runner import BackupOutcome, BackupRunner
 from strongroom.kube import KubeClient
 from strongroom.restore.request import RestoreFlags, build_restore, restore_options
 from strongroom.restore.runner import RestoreOutcome, RestoreRunner
-from strongroom.storage import Layout, S3Options
+from strongroom.storage import Layout, StoreOptions
 from strongroom.storage.catalog import BackupCatalog
 
 pytestmark = pytest.mark.integration
@@ -135,5 +135,5 @@ def test_a_store_that_fails_everything_gives_a_failed_backup_and_nothing_visible
         sandbox.kubectl("delete", "namespace", namespace, "--wait=false")
 
 
-def _quick() -> S3Options:
+def _quick() -> StoreOptions:
     return replace(faultproxy.FAULT_TEST_OPTIONS, max_retries=1, retry_timeout=timedelta(seconds=2))

@@ -41,7 +41,14 @@ from tests.unit.storage.test_storage_conformance import StoreConformance, chunks
 
 from strongroom.errors import ObjectNotFound, StorageConfigError, StorageError
 from strongroom.sandbox.pki import ensure_pki
-from strongroom.storage import Layout, ObjectStore, S3ObjectStore, S3Options, open_store, validate_top_level
+from strongroom.storage import (
+    Layout,
+    ObjectStore,
+    S3ObjectStore,
+    StoreOptions,
+    open_store,
+    validate_top_level,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +63,7 @@ aws_access_key_id=AKIAVOLUMESNAPSHOTS1
 aws_secret_access_key=another-secret-for-snapshots
 """
 # Small parts and quick retries keep the suite fast; the behaviour is the same.
-FAST = S3Options(
+FAST = StoreOptions(
     part_size=5 * MiB,
     connect_timeout=timedelta(seconds=2),
     read_timeout=timedelta(seconds=5),
@@ -93,11 +100,9 @@ def minio_config(endpoint: str, **extra: str) -> dict[str, str]:
 
 
 def open_s3(
-    endpoint: str, bucket: str, prefix: str = "", options: S3Options = FAST, **extra: str
+    endpoint: str, bucket: str, prefix: str = "", options: StoreOptions = FAST, **extra: str
 ) -> S3ObjectStore:
-    store = open_store(
-        "aws", bucket, prefix, minio_config(endpoint, **extra), CREDENTIALS, s3_options=options
-    )
+    store = open_store("aws", bucket, prefix, minio_config(endpoint, **extra), CREDENTIALS, options=options)
     assert isinstance(store, S3ObjectStore)
     return store
 
@@ -148,7 +153,7 @@ async def test_path_style_requests_reach_the_custom_endpoint(moto: MotoServer) -
 @run_async
 async def test_an_ip_endpoint_works_without_force_path_style(moto: MotoServer) -> None:
     config = {"region": "us-east-1", "s3Url": moto.endpoint, "profile": "backupStorage"}
-    store = open_store("aws", new_bucket(moto), "", config, CREDENTIALS, s3_options=FAST)
+    store = open_store("aws", new_bucket(moto), "", config, CREDENTIALS, options=FAST)
     await store.put("k", b"v")
     assert await store.get("k") == b"v"
 
@@ -311,7 +316,7 @@ async def test_uploads_and_downloads_survive_throttling_errors_and_resets(moto: 
 
 @run_async
 async def test_a_stalled_request_times_out_and_is_retried(moto: MotoServer) -> None:
-    options = S3Options(
+    options = StoreOptions(
         part_size=5 * MiB,
         request_timeout=timedelta(seconds=1),
         read_timeout=timedelta(seconds=1),
@@ -369,9 +374,9 @@ def tls_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
 
 
 def tls_store(server: MotoServer, bucket: str, **config: str) -> S3ObjectStore:
-    options = S3Options(part_size=5 * MiB, max_retries=0)
+    options = StoreOptions(part_size=5 * MiB, max_retries=0)
     base = {"profile": "backupStorage", "s3Url": server.endpoint, "s3ForcePathStyle": "true"}
-    store = open_store("aws", bucket, "", {**base, **config}, CREDENTIALS, s3_options=options)
+    store = open_store("aws", bucket, "", {**base, **config}, CREDENTIALS, options=options)
     assert isinstance(store, S3ObjectStore)
     return store
 

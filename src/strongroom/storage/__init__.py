@@ -10,12 +10,13 @@ instead of widening it.
 
 from __future__ import annotations
 
+from strongroom.storage._obstore import StoreOptions
 from strongroom.storage.base import ObjectInfo, ObjectStore, PutData
 from strongroom.storage.credentials import AwsCredentials, load_credentials_file, parse_credentials
 from strongroom.storage.factory import PROVIDERS, open_store
 from strongroom.storage.layout import VALID_TOP_LEVEL_DIRS, Layout, validate_top_level
 from strongroom.storage.local import LocalObjectStore
-from strongroom.storage.s3 import S3ObjectStore, S3Options, S3Settings
+from strongroom.storage.s3 import S3ObjectStore, S3Settings
 
 __all__ = [
     "PROVIDERS",
@@ -27,8 +28,8 @@ __all__ = [
     "ObjectStore",
     "PutData",
     "S3ObjectStore",
-    "S3Options",
     "S3Settings",
+    "StoreOptions",
     "load_credentials_file",
     "open_store",
     "parse_credentials",

@@ -20,6 +20,8 @@ import os
 import re
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -37,7 +39,7 @@ from strongroom.storage.base import ObjectInfo, ObjectStore, PutData, normalize_
 
 if TYPE_CHECKING:
     from obstore import Attributes, ObjectMeta
-    from obstore.store import LocalStore, S3Store
+    from obstore.store import ClientConfig, LocalStore, RetryConfig, S3Store
 
 __all__ = ["PROVIDER_ERRORS", "ObstoreStore", "ProviderDetail", "settle"]
 
@@ -470,3 +472,76 @@ async def _guarded(
     except BaseException as exc:
         failures.append(exc)
         raise
+
+
+# S3 (and GCS's XML API) refuse parts below 5 MiB and uploads of more than 10,000 parts.
+_MIN_PART_SIZE = 5 * 1024 * 1024
+_MAX_PARTS = 10_000
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """How an obstore client behaves, whatever the provider (not where it points): part size,
+    timeouts, retries.
+
+    16 MiB parts allow objects up to 156 GiB within S3's 10,000 parts (5 MiB
+    parts stop at 48 GiB); four parts in flight keep an upload's memory near
+    64 MiB. The overall request timeout is generous because a download is
+    one request however slowly its reader consumes it; stalls are caught by
+    the read timeout instead.
+    """
+
+    part_size: int = 16 * 1024 * 1024
+    max_concurrency: int = 4
+    stream_chunk_size: int = 1024 * 1024
+    connect_timeout: timedelta = timedelta(seconds=10)
+    read_timeout: timedelta = timedelta(seconds=60)
+    request_timeout: timedelta = timedelta(minutes=30)
+    max_retries: int = 8
+    init_backoff: timedelta = timedelta(milliseconds=200)
+    max_backoff: timedelta = timedelta(seconds=10)
+    retry_timeout: timedelta = timedelta(minutes=3)
+
+    def __post_init__(self) -> None:
+        if self.part_size < _MIN_PART_SIZE:
+            raise StorageConfigError(
+                f"part size {self.part_size} is below the minimum part size of {_MIN_PART_SIZE} bytes"
+            )
+        if self.max_concurrency < 1 or self.max_retries < 0:
+            raise StorageConfigError("max_concurrency must be at least 1 and max_retries at least 0")
+
+    @property
+    def max_object_size(self) -> int:
+        """The largest object a streamed upload can produce with this part size."""
+        return self.part_size * _MAX_PARTS
+
+
+def client_config(
+    options: StoreOptions,
+    *,
+    allow_http: bool = False,
+    ca_cert_pem: str | None = None,
+    insecure_skip_tls_verify: bool = False,
+) -> ClientConfig:
+    """obstore's HTTP client settings for ``options`` and one location's transport security."""
+    client: ClientConfig = {
+        "connect_timeout": options.connect_timeout,
+        "read_timeout": options.read_timeout,
+        "timeout": options.request_timeout,
+        "user_agent": "strongroom",
+    }
+    if allow_http:
+        client["allow_http"] = True
+    if ca_cert_pem:
+        client["root_certificate"] = ca_cert_pem
+    if insecure_skip_tls_verify:
+        client["allow_invalid_certificates"] = True
+    return client
+
+
+def retry_config(options: StoreOptions) -> RetryConfig:
+    return {
+        "max_retries": options.max_retries,
+        "retry_timeout": options.retry_timeout,
+        "backoff": {"init_backoff": options.init_backoff, "max_backoff": options.max_backoff, "base": 2},
+    }

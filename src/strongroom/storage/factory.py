@@ -11,10 +11,11 @@ import logging
 from collections.abc import Mapping
 
 from strongroom.errors import StorageConfigError
+from strongroom.storage._obstore import StoreOptions
 from strongroom.storage.base import ObjectStore
 from strongroom.storage.credentials import AwsCredentials
 from strongroom.storage.local import LocalObjectStore
-from strongroom.storage.s3 import S3ObjectStore, S3Options, S3Settings
+from strongroom.storage.s3 import S3ObjectStore, S3Settings
 
 __all__ = ["PROVIDERS", "open_store"]
 
@@ -35,7 +36,7 @@ def open_store(
     config: Mapping[str, str] | None = None,
     credentials: AwsCredentials | str | bytes | None = None,
     *,
-    s3_options: S3Options | None = None,
+    options: StoreOptions | None = None,
 ) -> ObjectStore:
     """The store for one location, confined to ``bucket``/``prefix``.
 
@@ -50,7 +51,7 @@ def open_store(
     store: ObjectStore
     if name in _S3_PROVIDERS:
         settings = S3Settings.from_velero_config(clean_bucket, clean_prefix, config, credentials)
-        store = S3ObjectStore(settings, s3_options)
+        store = S3ObjectStore(settings, options)
     elif name in _LOCAL_PROVIDERS:
         unknown = sorted(set(config or {}) - _LOCAL_CONFIG_KEYS)
         if unknown:

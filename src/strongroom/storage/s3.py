@@ -40,7 +40,7 @@ Retries are obstore's own (RetryConfig): 5xx answers including 503 SlowDown,
 connection errors and resets, and timeouts are retried with exponential
 backoff and jitter, and an interrupted download resumes with a range
 request, so this store needs no retrying wrapper of ours. Its limits are in
-``S3Options``; certificate errors are retried too, which is why the default
+``StoreOptions``; certificate errors are retried too, which is why the default
 number of retries is moderate.
 
 When credentials are given (the usual case: the ``cloud-credentials``
@@ -68,7 +68,13 @@ import obstore
 from obstore.store import S3Store
 
 from strongroom.errors import StorageConfigError
-from strongroom.storage._obstore import PROVIDER_ERRORS, ObstoreStore
+from strongroom.storage._obstore import (
+    PROVIDER_ERRORS,
+    ObstoreStore,
+    StoreOptions,
+    client_config,
+    retry_config,
+)
 from strongroom.storage.base import validate_key
 from strongroom.storage.credentials import (
     DEFAULT_PROFILE,
@@ -78,9 +84,9 @@ from strongroom.storage.credentials import (
 )
 
 if TYPE_CHECKING:
-    from obstore.store import ClientConfig, RetryConfig, S3Config, S3Credential
+    from obstore.store import S3Config, S3Credential
 
-__all__ = ["VELERO_AWS_CONFIG_KEYS", "S3ObjectStore", "S3Options", "S3Settings"]
+__all__ = ["VELERO_AWS_CONFIG_KEYS", "S3ObjectStore", "S3Settings"]
 
 # Velero's AWS plugin accepts these keys (ValidateObjectStoreConfigKeys), and
 # the Velero server adds bucket, prefix and caCert to every location's config.
@@ -115,44 +121,6 @@ _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 _SSE_C_KEY_BYTES = 32
 _MAX_TAGS = 10
-_MIN_PART_SIZE = 5 * 1024 * 1024
-_MAX_PARTS = 10_000
-
-
-@dataclass(frozen=True)
-class S3Options:
-    """How the client behaves (not where it points): part size, timeouts, retries.
-
-    16 MiB parts allow objects up to 156 GiB within S3's 10,000 parts (5 MiB
-    parts stop at 48 GiB); four parts in flight keep an upload's memory near
-    64 MiB. The overall request timeout is generous because a download is
-    one request however slowly its reader consumes it; stalls are caught by
-    the read timeout instead.
-    """
-
-    part_size: int = 16 * 1024 * 1024
-    max_concurrency: int = 4
-    stream_chunk_size: int = 1024 * 1024
-    connect_timeout: timedelta = timedelta(seconds=10)
-    read_timeout: timedelta = timedelta(seconds=60)
-    request_timeout: timedelta = timedelta(minutes=30)
-    max_retries: int = 8
-    init_backoff: timedelta = timedelta(milliseconds=200)
-    max_backoff: timedelta = timedelta(seconds=10)
-    retry_timeout: timedelta = timedelta(minutes=3)
-
-    def __post_init__(self) -> None:
-        if self.part_size < _MIN_PART_SIZE:
-            raise StorageConfigError(
-                f"part size {self.part_size} is below S3's minimum of {_MIN_PART_SIZE} bytes"
-            )
-        if self.max_concurrency < 1 or self.max_retries < 0:
-            raise StorageConfigError("max_concurrency must be at least 1 and max_retries at least 0")
-
-    @property
-    def max_object_size(self) -> int:
-        """The largest object a streamed upload can produce with this part size."""
-        return self.part_size * _MAX_PARTS
 
 
 @dataclass(frozen=True)
@@ -256,8 +224,8 @@ class S3Settings:
 class S3ObjectStore(ObstoreStore):
     """A bucket (and prefix) of S3 or an S3-compatible store."""
 
-    def __init__(self, settings: S3Settings, options: S3Options | None = None) -> None:
-        options = options or S3Options()
+    def __init__(self, settings: S3Settings, options: StoreOptions | None = None) -> None:
+        options = options or StoreOptions()
         self.settings = settings
         self.options = options
         try:
@@ -265,8 +233,13 @@ class S3ObjectStore(ObstoreStore):
                 settings.bucket,
                 prefix=settings.prefix or None,
                 config=_s3_config(settings),
-                client_options=_client_options(settings, options),
-                retry_config=_retry_config(options),
+                client_options=client_config(
+                    options,
+                    allow_http=settings.allow_http,
+                    ca_cert_pem=settings.ca_cert_pem,
+                    insecure_skip_tls_verify=settings.insecure_skip_tls_verify,
+                ),
+                retry_config=retry_config(options),
                 credential_provider=_StaticCredentials(settings.credentials)
                 if settings.credentials
                 else None,
@@ -335,30 +308,6 @@ def _s3_config(settings: S3Settings) -> S3Config:
     if settings.sse_customer_key_base64:
         config["sse_customer_key_base64"] = settings.sse_customer_key_base64
     return config
-
-
-def _client_options(settings: S3Settings, options: S3Options) -> ClientConfig:
-    client: ClientConfig = {
-        "connect_timeout": options.connect_timeout,
-        "read_timeout": options.read_timeout,
-        "timeout": options.request_timeout,
-        "user_agent": "strongroom",
-    }
-    if settings.allow_http:
-        client["allow_http"] = True
-    if settings.ca_cert_pem:
-        client["root_certificate"] = settings.ca_cert_pem
-    if settings.insecure_skip_tls_verify:
-        client["allow_invalid_certificates"] = True
-    return client
-
-
-def _retry_config(options: S3Options) -> RetryConfig:
-    return {
-        "max_retries": options.max_retries,
-        "retry_timeout": options.retry_timeout,
-        "backoff": {"init_backoff": options.init_backoff, "max_backoff": options.max_backoff, "base": 2},
-    }
 
 
 def _parse_bool(values: Mapping[str, str], key: str) -> bool:

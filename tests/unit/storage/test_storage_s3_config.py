@@ -9,7 +9,7 @@ import pytest
 
 from strongroom.errors import StorageConfigError
 from strongroom.sandbox.pki import ensure_pki
-from strongroom.storage import S3ObjectStore, S3Options, S3Settings, open_store
+from strongroom.storage import S3ObjectStore, S3Settings, StoreOptions, open_store
 from strongroom.storage.credentials import AwsCredentials
 
 CREDENTIALS_FILE = """[backupStorage]
@@ -250,6 +250,6 @@ def test_unknown_providers_are_refused_with_the_supported_ones(provider: str) ->
 
 
 def test_options_guard_s3_limits() -> None:
-    assert S3Options().max_object_size > 150 * 1024**3
-    with pytest.raises(StorageConfigError, match="below S3's minimum"):
-        S3Options(part_size=1024 * 1024)
+    assert StoreOptions().max_object_size > 150 * 1024**3
+    with pytest.raises(StorageConfigError, match="below the minimum part size"):
+        StoreOptions(part_size=1024 * 1024)
