@@ -39,7 +39,7 @@ from strongroom.storage.base import ObjectInfo, ObjectStore, PutData, normalize_
 
 if TYPE_CHECKING:
     from obstore import Attributes, ObjectMeta
-    from obstore.store import ClientConfig, LocalStore, RetryConfig, S3Store
+    from obstore.store import AzureStore, ClientConfig, LocalStore, RetryConfig, S3Store
 
 __all__ = ["PROVIDER_ERRORS", "ObstoreStore", "ProviderDetail", "settle"]
 
@@ -106,7 +106,7 @@ class ProviderDetail(Exception):
 
 
 class ObstoreStore(ObjectStore):
-    """An ObjectStore backed by one obstore store (LocalStore or S3Store).
+    """An ObjectStore backed by one obstore store (LocalStore, S3Store or AzureStore).
 
     obstore retries a request that fails before its response (5xx, 503
     SlowDown, resets, timeouts) and resumes an interrupted object download
@@ -120,7 +120,7 @@ class ObstoreStore(ObjectStore):
 
     def __init__(
         self,
-        store: LocalStore | S3Store,
+        store: LocalStore | S3Store | AzureStore,
         *,
         location: str,
         part_size: int,
@@ -259,6 +259,10 @@ class ObstoreStore(ObjectStore):
                 yield _info(meta)
             return
         last: str | None = None
+        # Where a resumed listing continues: some stores ignore the offset
+        # (obstore 0.12's Azure lists from the start again), so what was
+        # already yielded is skipped here as well.
+        resumed_after: str | None = None
         failures = 0
         stream = self._store.list(directory or None, chunk_size=_BATCH)
         while True:
@@ -270,11 +274,14 @@ class ObstoreStore(ObjectStore):
                 failures += 1
                 if self._ordered_listing and failures <= _REPEATS and _interrupted(exc):
                     await self._pause(failures)
+                    resumed_after = last
                     stream = self._store.list(directory or None, offset=last, chunk_size=_BATCH)
                     continue
                 raise self.translate(exc, "list", directory or None, missing="container") from self.cause(exc)
             failures = 0
             for meta in chunk:
+                if resumed_after is not None and meta["path"] <= resumed_after:
+                    continue
                 last = meta["path"]
                 yield _info(meta)
 

@@ -54,9 +54,7 @@ container and instance metadata), which is what IRSA and instance roles need.
 from __future__ import annotations
 
 import base64
-import binascii
 import ipaddress
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -82,6 +80,7 @@ from strongroom.storage.credentials import (
     load_credentials_file,
     parse_credentials,
 )
+from strongroom.storage.tls import ca_certificate
 
 if TYPE_CHECKING:
     from obstore.store import S3Config, S3Credential
@@ -191,7 +190,7 @@ class S3Settings:
             credentials = parse_credentials(credentials, profile)
         elif credentials is None and values.get("credentialsFile"):
             credentials = load_credentials_file(values["credentialsFile"], profile)
-        ca_pem = _ca_certificate(values["caCert"]) if values.get("caCert") else None
+        ca_pem = ca_certificate(values["caCert"]) if values.get("caCert") else None
         return cls(
             bucket=bucket,
             prefix=prefix,
@@ -416,39 +415,3 @@ def _parse_tags(tagging: str) -> dict[str, str]:
             raise StorageConfigError(f"invalid tagging: tag {key!r} appears twice")
         tags[key] = value
     return tags
-
-
-def _ca_certificate(value: str) -> str:
-    """The PEM text of ``caCert``: given as PEM, as base64 of PEM (as in the CR), or as a file path."""
-    pem: str | None = None
-    if "-----BEGIN" in value:
-        pem = value
-    else:
-        try:
-            decoded = base64.b64decode(value, validate=True).decode("ascii")
-        except (binascii.Error, UnicodeDecodeError):
-            decoded = ""
-        pem = decoded if "-----BEGIN" in decoded else _read_pem_file(value)
-    if pem is None:
-        raise StorageConfigError(
-            "caCert is neither a PEM certificate, nor base64 of one, nor a readable file",
-        )
-    try:
-        # Checked here so that a broken bundle fails now, with a clear message,
-        # instead of as a TLS error on the first request.
-        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=pem)
-    except (ssl.SSLError, ValueError) as exc:
-        raise StorageConfigError(f"caCert does not hold a valid PEM certificate: {exc}") from None
-    return pem
-
-
-def _read_pem_file(value: str) -> str | None:
-    try:
-        return Path(value).read_text(encoding="ascii")
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        # Too long for a file name, a directory, unreadable: not a usable file either way.
-        raise StorageConfigError(f"caCert is not PEM text and not a readable file ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise StorageConfigError("caCert names a file that does not hold PEM text") from None
