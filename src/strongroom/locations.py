@@ -23,7 +23,7 @@ from typing import Any, Final
 import yaml
 
 from strongroom.errors import ConflictError, NotFoundError, UsageError
-from strongroom.storage import AwsCredentials, Layout, ObjectStore, open_store, parse_credentials
+from strongroom.storage import Layout, ObjectStore, StoreCredentials, open_store, parse_location_credentials
 from strongroom.storage.factory import PROVIDERS
 
 __all__ = [
@@ -241,7 +241,7 @@ def open_location(location: Location) -> tuple[ObjectStore, Layout]:
     config = dict(location.config)
     if location.ca_cert_file:
         config["caCert"] = location.ca_cert_file
-    credentials: AwsCredentials | None = None
+    credentials: StoreCredentials | None = None
     if location.credential_file:
         try:
             content = Path(location.credential_file).read_bytes()
@@ -250,8 +250,8 @@ def open_location(location: Location) -> tuple[ObjectStore, Layout]:
                 f"cannot read the credential file {location.credential_file!r} of location {location.name!r}: {exc.strerror}"
             ) from exc
         # Parsed here so that a mistake names the file and its line.
-        credentials = parse_credentials(
-            content, config.get("profile") or "default", source=location.credential_file
+        credentials = parse_location_credentials(
+            location.provider, content, config, source=location.credential_file
         )
     if location.provider == "local":
         try:

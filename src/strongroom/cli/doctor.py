@@ -172,12 +172,14 @@ async def _location_checks(ctx: ServerContext) -> list[Finding]:
         why = f"could not list BackupStorageLocations: {exc.message}"
         return lib.skipped(lib.INVALID_DIRECTORIES, why) + lib.skipped(lib.MALFORMED_CREDENTIALS, why)
     credentials: dict[str, str | None] = {}
+    providers: dict[str, str] = {}
     directories: dict[str, str | None] = {}
     unreadable: list[str] = []
     for location in all_locations:
         name = str(location["metadata"]["name"])
         provider = str((location.get("spec") or {}).get("provider") or "")
         if provider not in ("local", ""):
+            providers[name] = provider.removeprefix("velero.io/")
             try:
                 await locations.credentials(location)
                 credentials[name] = None
@@ -201,7 +203,7 @@ async def _location_checks(ctx: ServerContext) -> list[Finding]:
         found = lib.skipped(lib.INVALID_DIRECTORIES, "no store could be read: " + "; ".join(unreadable))
     elif not all_locations:
         found = lib.skipped(lib.INVALID_DIRECTORIES, f"no BackupStorageLocation in {ctx.namespace}")
-    return found + lib.malformed_credentials(credentials)
+    return found + lib.malformed_credentials(credentials, providers)
 
 
 async def _regions(ctx: ServerContext) -> list[Finding]:

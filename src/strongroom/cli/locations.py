@@ -96,7 +96,11 @@ def _check_access_mode(value: str | None) -> None:
 def create(
     name: Annotated[str, typer.Argument(help="Name of the location.")],
     provider: Annotated[
-        str, typer.Option("--provider", help="aws (S3 and S3-compatible stores) or local (a directory).")
+        str,
+        typer.Option(
+            "--provider",
+            help="aws (S3 and S3-compatible stores), azure (Blob Storage), gcp (Cloud Storage) or local (a directory).",
+        ),
     ],
     bucket: Annotated[
         str, typer.Option("--bucket", help="Bucket name, or a directory for --provider local.")

@@ -106,20 +106,39 @@ def invalid_directories(probes: Mapping[str, str | None]) -> list[Finding]:
 
 
 MALFORMED_CREDENTIALS = "malformed-credentials"
-_FIX_CREDENTIALS = (
-    "recreate the Secret from a credentials-velero file formatted like: "
+_FIX_CREDENTIALS = {
+    "aws": "recreate the Secret from a credentials-velero file formatted like: "
     "[default] / aws_access_key_id=<AWS_ACCESS_KEY_ID> / aws_secret_access_key=<AWS_SECRET_ACCESS_KEY> "
-    "(one setting a line)"
-)
+    "(one setting a line)",
+    "azure": "recreate the Secret (cloud-credentials-azure, key cloud) from a credentials-velero file of "
+    "KEY=value lines: AZURE_SUBSCRIPTION_ID, AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, "
+    "AZURE_RESOURCE_GROUP, AZURE_STORAGE_ACCOUNT_ACCESS_KEY (named by config.storageAccountKeyEnvVar), "
+    "AZURE_CLOUD_NAME",
+    "gcp": "recreate the Secret (cloud-credentials-gcp, key cloud) from the service account's JSON key "
+    "(gcloud iam service-accounts keys create credentials-velero --iam-account <SERVICE_ACCOUNT_EMAIL>)",
+}
 
 
-def malformed_credentials(probes: Mapping[str, str | None]) -> list[Finding]:
-    """``probes``: location name -> why its credentials did not parse (never their values), None when fine."""
+def malformed_credentials(
+    probes: Mapping[str, str | None], providers: Mapping[str, str] | None = None
+) -> list[Finding]:
+    """``probes``: location name -> why its credentials did not parse (never their values), None when fine;
+    ``providers``: each location's provider kind (aws, azure, gcp), which decides the file format shown."""
     if not probes:
         return skipped(MALFORMED_CREDENTIALS, "no BackupStorageLocation uses a credentials Secret")
-    return _per_location(
-        MALFORMED_CREDENTIALS, probes, _FIX_CREDENTIALS, f"the credentials of {len(probes)} location(s) parse"
-    )
+    kinds = providers or {}
+    problems = [
+        Finding(
+            MALFORMED_CREDENTIALS,
+            Status.problem,
+            f"BackupStorageLocation/{name}",
+            message,
+            _FIX_CREDENTIALS.get(kinds.get(name, "aws"), _FIX_CREDENTIALS["aws"]),
+        )
+        for name, message in sorted(probes.items())
+        if message
+    ]
+    return problems or _ok(MALFORMED_CREDENTIALS, f"the credentials of {len(probes)} location(s) parse")
 
 
 REGION_MISMATCH = "snapshot-location-region"

@@ -24,9 +24,7 @@ line, never a value.
 from __future__ import annotations
 
 import base64
-import json
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,9 +69,6 @@ _MANAGED_BY: Final = {
 _REGISTRY_LABEL: Final = "openshift.io/oadp-registry"
 _DPA_NAME_LABEL: Final = "dataprotectionapplication.name"
 
-_AZURE_LINE: Final = re.compile(r"(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<value>.*)")
-_GCP_SERVICE_ACCOUNT_KEYS: Final = ("client_email", "private_key")
-
 
 @dataclass(frozen=True)
 class DpaOutcome:
@@ -110,31 +105,6 @@ def location_labels(name: str, component: str) -> dict[str, str]:
     }
 
 
-def _text(content: bytes, source: str) -> str:
-    try:
-        return content.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        raise StorageConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
-
-
-def _azure_settings(content: bytes, source: str) -> dict[str, str]:
-    settings: dict[str, str] = {}
-    for number, raw in enumerate(_text(content, source).splitlines(), start=1):
-        line = raw.strip()
-        if not line or line[0] in "#;" or (line.startswith("[") and line.endswith("]")):
-            continue
-        match = _AZURE_LINE.fullmatch(line.removeprefix("export ").strip())
-        if match is None:
-            raise StorageConfigError(
-                f"{source}, line {number}: expected KEY=VALUE (for example AZURE_SUBSCRIPTION_ID=...)"
-            )
-        key = match["key"]
-        if key in settings:
-            raise StorageConfigError(f"{source}, line {number}: {key} is set twice")
-        settings[key] = match["value"].strip().strip("\"'")
-    return settings
-
-
 def check_credentials_content(use: CredentialUse, content: bytes) -> list[str]:
     """Problems with a credentials file for ``use``; each names the Secret and key (and line), no value."""
     source = f"secret {use.secret!r}, key {use.key!r}"
@@ -142,9 +112,11 @@ def check_credentials_content(use: CredentialUse, content: bytes) -> list[str]:
         if use.provider == "aws":
             parse_credentials(content, use.profile or "default", source=source)
         elif use.provider == "azure":
-            settings = _azure_settings(content, source)
+            from strongroom.storage.azure import parse_azure_credentials
+
+            settings = parse_azure_credentials(content, source)
             wanted = [use.storage_account_key_env] if use.storage_account_key_env else []
-            if "AZURE_CLIENT_SECRET" in settings:
+            if settings.get("AZURE_CLIENT_SECRET"):
                 wanted += ["AZURE_TENANT_ID", "AZURE_CLIENT_ID"]
             missing = [key for key in wanted if not settings.get(key)]
             if missing:
@@ -155,31 +127,11 @@ def check_credentials_content(use: CredentialUse, content: bytes) -> list[str]:
                 )
                 return [f"{source}: no value for {', '.join(missing)}{why}; add a line KEY=... for each"]
         elif use.provider == "gcp":
-            return _gcp_problems(content, source)
+            from strongroom.storage.gcs import parse_gcp_credentials
+
+            parse_gcp_credentials(content, source)
     except StorageConfigError as exc:
         return [str(exc)]
-    return []
-
-
-def _gcp_problems(content: bytes, source: str) -> list[str]:
-    try:
-        document = json.loads(_text(content, source))
-    except json.JSONDecodeError as exc:
-        # exc.msg says what is wrong where, never the document's text.
-        return [
-            f"{source}: not a JSON service-account key (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ]
-    except StorageConfigError as exc:
-        return [str(exc)]
-    if not isinstance(document, dict):
-        return [f"{source}: not a JSON service-account key (expected an object)"]
-    kind = document.get("type")
-    if not isinstance(kind, str) or not kind:
-        return [f'{source}: the JSON key has no "type" (service_account or external_account)']
-    if kind == "service_account":
-        missing = [key for key in _GCP_SERVICE_ACCOUNT_KEYS if not document.get(key)]
-        if missing:
-            return [f"{source}: the service-account key has no {', '.join(missing)}"]
     return []
 
 

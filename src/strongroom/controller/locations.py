@@ -22,10 +22,18 @@ from strongroom.controller.context import ServerContext, phase_of
 from strongroom.controller.logs import register_secret
 from strongroom.errors import StorageConfigError, StrongroomError, UsageError
 from strongroom.model.duration import parse_duration
+from strongroom.model.oadp import DEFAULT_CREDENTIALS_SECRETS
 from strongroom.model.velero import format_timestamp, parse_timestamp
-from strongroom.storage import Layout, ObjectStore, open_store, validate_top_level
+from strongroom.storage import (
+    Layout,
+    ObjectStore,
+    StoreCredentials,
+    open_store,
+    parse_location_credentials,
+    provider_kind,
+    validate_top_level,
+)
 from strongroom.storage.catalog import BackupCatalog
-from strongroom.storage.credentials import AwsCredentials, parse_credentials
 from strongroom.volumes.location import RepositoryLocation
 
 __all__ = ["LocationController", "Locations", "is_read_only"]
@@ -65,17 +73,18 @@ class Locations:
             open_store, parsed.provider, parsed.bucket, parsed.prefix, dict(parsed.config), credentials
         )
 
-    async def credentials(self, location: Mapping[str, Any]) -> AwsCredentials | None:
+    async def credentials(self, location: Mapping[str, Any]) -> StoreCredentials | None:
         """The location's parsed credentials (None for a local store or the provider's own chain)."""
         spec = location.get("spec") or {}
-        if str(spec.get("provider") or "") in ("local", ""):
+        provider = str(spec.get("provider") or "")
+        if provider in ("local", ""):
             return None
         name = location.get("metadata", {}).get("name", "?")
         content, source = await self._credentials(name, spec)
         if content is None:
             return None
-        profile = str((spec.get("config") or {}).get("profile") or "default")
-        return parse_credentials(content, profile, source=source)
+        config = {str(k): str(v) for k, v in (spec.get("config") or {}).items()}
+        return parse_location_credentials(provider, content, config, source=source)
 
     async def catalog(self, location: Mapping[str, Any]) -> BackupCatalog:
         return BackupCatalog(await self.store(location), Layout())
@@ -85,8 +94,15 @@ class Locations:
         explicit = bool(credential.get("name"))
         secret_name = str(credential.get("name") or self._ctx.config.default_credentials_secret)
         key = str(credential.get("key") or self._ctx.config.default_credentials_key)
-        source = f"key {key!r} of Secret {secret_name!r}"
         secret = await self._ctx.get(self._ctx.resources.secrets, secret_name)
+        if secret is None and not explicit:
+            # OADP keeps each provider's credentials in a Secret of its own (cloud-credentials-azure, ...).
+            oadp_default = DEFAULT_CREDENTIALS_SECRETS.get(provider_kind(str(spec.get("provider") or "")))
+            if oadp_default and oadp_default != secret_name:
+                found = await self._ctx.get(self._ctx.resources.secrets, oadp_default)
+                if found is not None:
+                    secret_name, secret = oadp_default, found
+        source = f"key {key!r} of Secret {secret_name!r}"
         if secret is None:
             if explicit:
                 raise UsageError(

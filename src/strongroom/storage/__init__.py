@@ -13,7 +13,13 @@ from __future__ import annotations
 from strongroom.storage._obstore import StoreOptions
 from strongroom.storage.base import ObjectInfo, ObjectStore, PutData
 from strongroom.storage.credentials import AwsCredentials, load_credentials_file, parse_credentials
-from strongroom.storage.factory import PROVIDERS, open_store
+from strongroom.storage.factory import (
+    PROVIDERS,
+    StoreCredentials,
+    open_store,
+    parse_location_credentials,
+    provider_kind,
+)
 from strongroom.storage.layout import VALID_TOP_LEVEL_DIRS, Layout, validate_top_level
 from strongroom.storage.local import LocalObjectStore
 from strongroom.storage.s3 import S3ObjectStore, S3Settings
@@ -29,9 +35,12 @@ __all__ = [
     "PutData",
     "S3ObjectStore",
     "S3Settings",
+    "StoreCredentials",
     "StoreOptions",
     "load_credentials_file",
     "open_store",
     "parse_credentials",
+    "parse_location_credentials",
+    "provider_kind",
     "validate_top_level",
 ]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from strongroom.errors import StorageConfigError, UsageError
-from strongroom.storage import Layout, ObjectStore, open_store
+from strongroom.storage import Layout, ObjectStore, StoreCredentials, open_store
 from strongroom.storage.credentials import AwsCredentials
 from strongroom.storage.s3 import S3Settings
 from strongroom.volumes.restic import ResticTarget
@@ -41,11 +41,11 @@ class RepositoryLocation:
     bucket: str
     prefix: str = ""
     config: Mapping[str, str] = field(default_factory=dict)
-    credentials: AwsCredentials | None = None
+    credentials: StoreCredentials | None = None
 
     @classmethod
     def from_location(
-        cls, location: Mapping[str, Any], credentials: AwsCredentials | None = None
+        cls, location: Mapping[str, Any], credentials: StoreCredentials | None = None
     ) -> RepositoryLocation:
         """From a BackupStorageLocation object (a dict as the API returns it) and its parsed credentials."""
         spec = location.get("spec") or {}
@@ -82,8 +82,9 @@ class RepositoryLocation:
             )
         if not self.is_s3 and self.provider not in _LOCAL_PROVIDERS:
             raise StorageConfigError(
-                f"location {self.name}: file-system backup does not support provider {self.provider!r}",
-                hint="use aws (S3 and S3-compatible stores) or local",
+                f"location {self.name}: file-system backup (restic) to provider {self.provider!r} is not "
+                "available in this version; the location's backups of API objects work",
+                hint="keep pod volume data in an aws (S3 and S3-compatible) or local location, or use CSI snapshots",
             )
 
     def config_key(self, namespace: str) -> str:
@@ -107,9 +108,8 @@ class RepositoryLocation:
         return str(Path(self.bucket).expanduser().resolve() / key)
 
     def _settings(self) -> S3Settings:
-        return S3Settings.from_velero_config(
-            self.bucket.strip("/"), self.prefix, self.config, self.credentials
-        )
+        credentials = self.credentials if isinstance(self.credentials, AwsCredentials) else None
+        return S3Settings.from_velero_config(self.bucket.strip("/"), self.prefix, self.config, credentials)
 
     def open_store(self) -> ObjectStore:
         """The location's object store, confined to its prefix (blocking: call it in a thread)."""

@@ -207,3 +207,18 @@ def test_cluster_proxy_judges_the_server_and_the_in_cluster_endpoints() -> None:
     assert "other settings" in changed[0].found
     # No proxy anywhere.
     assert doctor.cluster_proxy(None, None, endpoints)[0].found == "no cluster-wide proxy is set"
+
+
+def test_malformed_credentials_show_the_format_of_each_provider() -> None:
+    probes = {
+        "aws": "no aws_secret_access_key",
+        "azure": "line 2: expected KEY=VALUE",
+        "gcp": "no private_key",
+    }
+    found = doctor.malformed_credentials(probes, {"aws": "aws", "azure": "azure", "gcp": "gcp"})
+    fixes = {f.subject.removeprefix("BackupStorageLocation/"): f.fix for f in found}
+    assert "aws_secret_access_key=<AWS_SECRET_ACCESS_KEY>" in fixes["aws"]
+    assert (
+        "AZURE_STORAGE_ACCOUNT_ACCESS_KEY" in fixes["azure"] and "cloud-credentials-azure" in fixes["azure"]
+    )
+    assert "JSON key" in fixes["gcp"] and "cloud-credentials-gcp" in fixes["gcp"]

@@ -61,9 +61,12 @@ def test_gcp_needs_a_service_account_json() -> None:
     assert check_credentials_content(GCP, b'{"type": "service_account", "private_key": "k"}') == [
         "secret 'cloud-credentials-gcp', key 'cloud': the service-account key has no client_email"
     ]
-    assert (
-        check_credentials_content(
-            GCP, b'{"type": "service_account", "private_key": "k", "client_email": "e"}'
-        )
-        == []
+    pem = "-----BEGIN PRIVATE KEY-----\\nMIIE\\n-----END PRIVATE KEY-----\\n"
+    key = f'{{"type": "service_account", "private_key": "{pem}", "client_email": "velero@p.iam.gserviceaccount.com"}}'
+    assert check_credentials_content(GCP, key.encode()) == []
+    # A private key that is not PEM is named, never shown.
+    (not_pem,) = check_credentials_content(
+        GCP,
+        b'{"type": "service_account", "private_key": "k", "client_email": "velero@p.iam.gserviceaccount.com"}',
     )
+    assert "private_key of the service-account key is not a PEM private key" in not_pem

@@ -139,7 +139,9 @@ def test_restic_repo_prefix_is_refused_with_a_reason() -> None:
 
 def test_unsupported_provider_is_a_clear_error() -> None:
     location = RepositoryLocation.from_location(bsl("azure", "container"))
-    with pytest.raises(StorageConfigError, match="does not support provider 'azure'"):
+    with pytest.raises(
+        StorageConfigError, match="file-system backup \\(restic\\) to provider 'azure' is not"
+    ):
         location.repository_url("ns")
 
 
