@@ -87,6 +87,15 @@ class FakeGcsServer:
             if not token:
                 return names
 
+    def write(self, bucket: str, name: str, data: bytes) -> None:
+        """Put an object past the store under test (as another tool sharing the bucket would)."""
+        query = urllib.parse.urlencode({"uploadType": "media", "name": name})
+        request = urllib.request.Request(
+            f"{self.endpoint}/upload/storage/v1/b/{bucket}/o?{query}", data=data, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+
     def read(self, bucket: str, name: str) -> bytes:
         quoted = urllib.parse.quote(name, safe="")
         with urllib.request.urlopen(
