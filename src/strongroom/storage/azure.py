@@ -97,7 +97,6 @@ from strongroom.storage._obstore import (
 )
 from strongroom.storage.base import validate_key
 
-# The caCert helper is private to s3.py; both backends accept caCert in the same three forms.
 from strongroom.storage.tls import ca_certificate
 
 if TYPE_CHECKING:
