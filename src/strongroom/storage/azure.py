@@ -96,7 +96,6 @@ from strongroom.storage._obstore import (
     settle,
 )
 from strongroom.storage.base import validate_key
-
 from strongroom.storage.tls import ca_certificate
 
 if TYPE_CHECKING:
