@@ -26,19 +26,26 @@ from __future__ import annotations
 import builtins
 import os
 import re
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from obstore.exceptions import PreconditionError
 from obstore.store import LocalStore
 
-from strongroom.errors import ObjectNotFound, StorageConfigError
+from strongroom.errors import ObjectNotFound, StorageConfigError, StorageError
 from strongroom.storage._obstore import PROVIDER_ERRORS, ObstoreStore, settle
 from strongroom.storage.base import PutData, normalize_prefix, validate_key
+
+if TYPE_CHECKING:
+    from obstore import GetOptions
 
 __all__ = ["LocalObjectStore"]
 
 _STAGING_SUFFIX = re.compile(r"#\d+$")
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
+_RANGE_SIZE = 8 * 1024 * 1024
 
 
 class LocalObjectStore(ObstoreStore):
@@ -103,6 +110,35 @@ class LocalObjectStore(ObstoreStore):
             except OSError:
                 return  # not empty (another object lives there) or already gone
             parent = parent.parent
+
+    async def get_stream(self, key: str) -> AsyncIterator[bytes]:
+        # obstore streams a local file in small reads (about 180 MB/s here), while a range read
+        # takes the file at disk speed: so the object is read range by range, each pinned to the
+        # version first seen (its e_tag), and a file replaced meanwhile fails instead of mixing.
+        path = validate_key(key)
+        try:
+            meta = await settle(self._store.head_async(path))
+        except PROVIDER_ERRORS as exc:
+            raise self.translate(exc, "read", key) from self.cause(exc)
+        return self._ranges(path, key, int(meta["size"]), meta.get("e_tag"))
+
+    async def _ranges(self, path: str, key: str, size: int, e_tag: str | None) -> AsyncIterator[bytes]:
+        step = max(self._stream_chunk_size, _RANGE_SIZE)
+        for start in range(0, size, step):
+            options: GetOptions = {"range": (start, min(start + step, size))}
+            if e_tag:
+                options["if_match"] = e_tag
+            try:
+                result = await settle(self._store.get_async(path, options=options))
+                chunk = await settle(result.bytes_async())
+            except PreconditionError:
+                raise StorageError(
+                    f"cannot read {key!r} in {self.location}: it was replaced while being read",
+                    hint="read it again",
+                ) from None
+            except PROVIDER_ERRORS as exc:
+                raise self.translate(exc, "read", key) from self.cause(exc)
+            yield chunk.to_bytes()
 
     async def list_prefixes(self, prefix: str = "") -> builtins.list[str]:
         candidates = await super().list_prefixes(prefix)

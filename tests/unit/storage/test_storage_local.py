@@ -99,3 +99,20 @@ def test_local_provider_takes_no_config(bucket: Path) -> None:
         open_store("local", str(bucket), config={"region": "us-east-1"})
     # The keys Velero's server adds to every location are harmless.
     open_store("local", str(bucket), "p", config={"bucket": str(bucket), "prefix": "p"})
+
+
+@run_async
+async def test_a_large_object_streams_whole_and_a_replacement_mid_read_fails(tmp_path: Path) -> None:
+    from strongroom.errors import StorageError
+
+    store = LocalObjectStore(tmp_path)
+    data = os.urandom(20 * 1024 * 1024 + 5)
+    await store.put("big", data)
+    assert b"".join([chunk async for chunk in await store.get_stream("big")]) == data
+    chunks = await store.get_stream("big")
+    first = await anext(chunks)
+    assert first == data[: len(first)] and len(first) < len(data)
+    await store.put("big", os.urandom(len(data)))  # another writer replaces it meanwhile
+    with pytest.raises(StorageError, match="replaced while being read"):
+        async for _ in chunks:
+            pass
