@@ -551,8 +551,10 @@ class GcsObjectStore(ObjectStore):
         )
 
     def _upload_file_sync(self, name: str, path: Path, content_type: str | None) -> None:
+        # A file's size is known: the client's own chunking (100 MiB requests) serves it best;
+        # the store's smaller chunks exist to bound the memory a stream of unknown length takes.
         with path.open("rb") as source:
-            self._blob(name, upload=True).upload_from_file(
+            self._blob(name).upload_from_file(
                 source,
                 size=os.fstat(source.fileno()).st_size,
                 content_type=content_type,
