@@ -66,6 +66,11 @@ BENCHMARKS: list[Benchmark] = [
         "File-system backup of a 1 GiB mixed volume through the server and node agent vs. restic directly",
     ),
     Benchmark(
+        "object_stores",
+        "benchmarks.object_stores",
+        "One large and 10,000 small objects up and down through each store backend vs. its provider's SDK",
+    ),
+    Benchmark(
         "etcd_snapshot",
         "benchmarks.etcd_snapshot",
         "etcd snapshot save (directory, S3), verify and restore of a 512 MB database vs. etcdctl/etcdutl",
