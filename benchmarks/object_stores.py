@@ -188,7 +188,7 @@ def _azure(workdir: Path) -> Iterator[Backend]:
     from strongroom.storage import open_store
     from strongroom.storage.azure import AzureCredentials
 
-    with azurite(workdir) as server:
+    with azurite(workdir, on_disk=True) as server:  # two 512 MB objects exceed its memory store
         service = server.client()
 
         def new_bucket() -> str:

@@ -17,13 +17,10 @@ import base64
 import contextlib
 import json
 import os
-import socket
 import ssl
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,8 +29,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from azure.storage.blob import BlobServiceClient
+from tests.integration.serverproc import HOST, free_port, server_process
 
-HOST = "127.0.0.1"
 ACCOUNT = "strongroomtest"
 # A 64-byte key of our own, base64 as Azure hands them out.
 ACCOUNT_KEY = base64.b64encode(b"strongroom-azurite-test-account-key-never-log-me-0123456789abcd").decode()
@@ -41,16 +38,8 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 AZURITE_BLOB = REPOSITORY / ".tools" / "node_modules" / ".bin" / "azurite-blob"
 # The newest API version Azurite 3.35 accepts; the SDK's default is newer.
 API_VERSION = "2025-11-05"
-START_TIMEOUT = 30.0
 # In-memory blobs are capped so that a runaway test cannot eat the machine (MiB).
 EXTENT_MEMORY_LIMIT_MB = 512
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -83,10 +72,16 @@ class Azurite:
 
 
 @contextlib.contextmanager
-def azurite(log_dir: Path, *, certificate: tuple[Path, Path, Path] | None = None) -> Iterator[Azurite]:
+def azurite(
+    log_dir: Path,
+    *,
+    certificate: tuple[Path, Path, Path] | None = None,
+    on_disk: bool = False,
+) -> Iterator[Azurite]:
     """Run Azurite's blob service until the block ends.
 
     ``certificate`` is (ca, cert, key): serve HTTPS and accept Azure AD tokens as well.
+    ``on_disk`` keeps blobs in files under ``log_dir`` rather than in memory (large objects).
     """
     if not os.access(AZURITE_BLOB, os.X_OK):
         raise AssertionError(
@@ -99,50 +94,25 @@ def azurite(log_dir: Path, *, certificate: tuple[Path, Path, Path] | None = None
         HOST,
         "--blobPort",
         str(port),
-        "--inMemoryPersistence",
-        "--extentMemoryLimit",
-        str(EXTENT_MEMORY_LIMIT_MB),
         "--silent",
         "--disableTelemetry",
     ]
+    if on_disk:
+        command += ["--location", str(log_dir / f"azurite-{port}")]
+    else:
+        command += ["--inMemoryPersistence", "--extentMemoryLimit", str(EXTENT_MEMORY_LIMIT_MB)]
     if certificate is not None:
         command += ["--cert", str(certificate[1]), "--key", str(certificate[2]), "--oauth", "basic"]
     environment = {**os.environ, "AZURITE_ACCOUNTS": f"{ACCOUNT}:{ACCOUNT_KEY}"}
+    ca_file = certificate[0] if certificate else None
+    scheme = "https" if ca_file else "http"
+    # Any HTTP answer (an unauthenticated request gets an error status) means it is serving.
+    probe = f"{scheme}://{HOST}:{port}/{ACCOUNT}?comp=list"
     log_path = log_dir / f"azurite-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=environment
-        )
-    server = Azurite(port, process, certificate[0] if certificate else None)
-    try:
-        _wait_until_up(server, log_path)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_until_up(server: Azurite, log_path: Path) -> None:
-    context = ssl.create_default_context(cafile=str(server.ca_file)) if server.ca_file else None
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise AssertionError(
-                f"azurite-blob exited with {server.process.returncode}:\n{log_path.read_text()}"
-            )
-        try:
-            # Any HTTP answer (an unauthenticated request gets an error status) means it is serving.
-            with urllib.request.urlopen(f"{server.endpoint}?comp=list", timeout=1, context=context):
-                return
-        except urllib.error.HTTPError:
-            return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.05)
-    raise AssertionError(f"azurite-blob did not answer within {START_TIMEOUT} s:\n{log_path.read_text()}")
+    with server_process(
+        "azurite-blob", command, log_path, probe, env=environment, ca_file=ca_file, any_status=True
+    ) as process:
+        yield Azurite(port, process, ca_file)
 
 
 @dataclass

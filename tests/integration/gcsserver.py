@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,18 +23,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-HOST = "127.0.0.1"
+from tests.integration.serverproc import HOST, free_port, server_process
+
 PROJECT = "my-project-123456"
 # fake-gcs-server starts in well under a second; a slow CI machine gets more.
-START_TIMEOUT = 30.0
 ACCESS_TOKEN = "ya29.strongroom-test-access-token"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def fake_gcs_binary() -> Path:
@@ -130,34 +121,8 @@ def fake_gcs_server(log_dir: Path) -> Iterator[FakeGcsServer]:
         "warn",
     ]
     log_path = log_dir / f"fake-gcs-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    server = FakeGcsServer(endpoint, process)
-    try:
-        _wait_until_up(server, log_path)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_until_up(server: FakeGcsServer, log_path: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise AssertionError(
-                f"fake-gcs-server exited with {server.process.returncode}:\n{log_path.read_text()}"
-            )
-        try:
-            with urllib.request.urlopen(f"{server.endpoint}/storage/v1/b", timeout=1):
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.05)
-    raise AssertionError(f"fake-gcs-server did not answer within {START_TIMEOUT} s:\n{log_path.read_text()}")
+    with server_process("fake-gcs-server", command, log_path, f"{endpoint}/storage/v1/b") as process:
+        yield FakeGcsServer(endpoint, process)
 
 
 @dataclass

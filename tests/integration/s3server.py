@@ -12,13 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import ssl
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,20 +22,11 @@ from types import TracebackType
 from typing import Any
 
 import boto3
+from tests.integration.serverproc import HOST, free_port, server_process
 
-HOST = "127.0.0.1"
 ACCESS_KEY_ID = "AKIASTRONGROOMTEST01"
 SECRET_ACCESS_KEY = "strongroom-test-secret-key-do-not-log-me"
 MOTO_SERVER = Path(sys.executable).with_name("moto_server")
-# moto answers in about a second; a slow CI machine gets more.
-START_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -73,36 +59,13 @@ def moto_server(log_dir: Path, *, certificate: tuple[Path, Path, Path] | None = 
     if certificate is not None:
         command += ["-c", str(certificate[1]), "-k", str(certificate[2])]
         scheme = "https"
+    endpoint = f"{scheme}://{HOST}:{port}"
+    ca_file = certificate[0] if certificate else None
     log_path = log_dir / f"moto-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    server = MotoServer(f"{scheme}://{HOST}:{port}", process, certificate[0] if certificate else None)
-    try:
-        _wait_until_up(server, log_path)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_until_up(server: MotoServer, log_path: Path) -> None:
-    context = ssl.create_default_context(cafile=str(server.ca_file)) if server.ca_file else None
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise AssertionError(
-                f"moto_server exited with {server.process.returncode}:\n{log_path.read_text()}"
-            )
-        try:
-            with urllib.request.urlopen(f"{server.endpoint}/moto-api/", timeout=1, context=context):
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.05)
-    raise AssertionError(f"moto_server did not answer within {START_TIMEOUT} s:\n{log_path.read_text()}")
+    with server_process(
+        "moto_server", command, log_path, f"{endpoint}/moto-api/", ca_file=ca_file
+    ) as process:
+        yield MotoServer(endpoint, process, ca_file)
 
 
 SLOW_DOWN = (
