@@ -35,6 +35,8 @@ class CloudLocation:
     read: Callable[[str], bytes]
     write: Callable[[str, bytes], None]
     secrets: list[str]
+    # How many times the credentials were exchanged for a token (GCS); None where the key signs itself.
+    token_grants: Callable[[], int] | None = None
 
     def cli_args(self, directory: Path) -> list[str]:
         """``backup-location create`` flags; the credentials file is written into ``directory``."""
@@ -99,6 +101,7 @@ def gcs_location(server: FakeGcsServer, tokens: TokenServer) -> CloudLocation:
         lambda name: server.read(bucket, name),
         lambda name, data: server.write(bucket, name, data),
         [key["private_key"].splitlines()[1], key["private_key_id"]],
+        lambda: len(tokens.grants),
     )
 
 

@@ -121,3 +121,30 @@ def test_the_guides_dpa_backs_up_syncs_serves_logs_and_deletes(
     finally:
         for namespace in (first, second):
             sandbox.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_a_location_without_a_credential_uses_oadps_secret_for_its_provider(
+    sandbox: Sandbox, crds: None, cloud: CloudLocation, tmp_path: Path, servers: list[ServerProcess]
+) -> None:
+    namespace = _namespace(sandbox)
+    try:
+        servers.append(ServerProcess(sandbox, namespace, tmp_path / "server.log").start())
+        secret, _ = _dpa_and_secret(cloud, namespace)
+        location = velero(
+            "BackupStorageLocation",
+            "plain",
+            namespace,
+            provider=cloud.provider,
+            objectStorage={"bucket": cloud.bucket},
+            config=cloud.config,
+        )
+        apply_yaml(sandbox, secret, location)
+        grants = cloud.token_grants() if cloud.token_grants else 0
+        # No cloud-credentials Secret: cloud-credentials-azure / -gcp (key cloud) is the one read.
+        # (Azure: without it there is no key at all; GCS: the emulator would also take anonymous
+        # requests, so the key's token exchange shows it was used.)
+        wait_phase(sandbox, "backupstoragelocations", "plain", namespace, ("Available",), timeout=60)
+        if cloud.token_grants:
+            assert cloud.token_grants() > grants
+    finally:
+        sandbox.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
