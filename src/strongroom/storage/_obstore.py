@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from obstore import Attributes, ObjectMeta
     from obstore.store import AzureStore, ClientConfig, LocalStore, RetryConfig, S3Store
 
-__all__ = ["PROVIDER_ERRORS", "ObstoreStore", "ProviderDetail", "settle"]
+__all__ = ["PROVIDER_ERRORS", "ObstoreStore", "ProviderDetail", "configuration_error", "settle"]
 
 _log = logging.getLogger(__name__)
 
@@ -552,3 +552,14 @@ def retry_config(options: StoreOptions) -> RetryConfig:
         "retry_timeout": options.retry_timeout,
         "backoff": {"init_backoff": options.init_backoff, "max_backoff": options.max_backoff, "base": 2},
     }
+
+
+def configuration_error(
+    exc: BaseException, what: str, location: str, secrets: Sequence[str]
+) -> StorageConfigError:
+    """A store that could not even be built (only its configuration is checked then; nothing was sent)."""
+    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    for secret in secrets:
+        if secret:
+            detail = detail.replace(secret, _REDACTED)
+    return StorageConfigError(f"invalid {what} configuration for {location}: {detail}")

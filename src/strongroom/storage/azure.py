@@ -92,6 +92,7 @@ from strongroom.storage._obstore import (
     ObstoreStore,
     StoreOptions,
     client_config,
+    configuration_error,
     retry_config,
     settle,
 )
@@ -588,13 +589,7 @@ class AzureObjectStore(ObstoreStore):
                 credential_provider=_SharedKey(settings.account_key) if settings.account_key else None,
             )
         except PROVIDER_ERRORS as exc:
-            # Construction only validates configuration; nothing was sent yet.
-            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            for secret in settings.secret_values():
-                detail = detail.replace(secret, _REDACTED)
-            raise StorageConfigError(
-                f"invalid Azure configuration for {settings.location}: {detail}"
-            ) from None
+            raise configuration_error(exc, "Azure", settings.location, settings.secret_values()) from None
         self._azure_store = store
         super().__init__(
             store,

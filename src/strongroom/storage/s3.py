@@ -71,6 +71,7 @@ from strongroom.storage._obstore import (
     ObstoreStore,
     StoreOptions,
     client_config,
+    configuration_error,
     retry_config,
 )
 from strongroom.storage.base import validate_key
@@ -244,11 +245,7 @@ class S3ObjectStore(ObstoreStore):
                 else None,
             )
         except PROVIDER_ERRORS as exc:
-            # Construction only validates configuration; nothing was sent yet.
-            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            for secret in settings.secret_values():
-                detail = detail.replace(secret, "<redacted>")
-            raise StorageConfigError(f"invalid S3 configuration for {settings.location}: {detail}") from None
+            raise configuration_error(exc, "S3", settings.location, settings.secret_values()) from None
         self._s3_store = store
         super().__init__(
             store,
