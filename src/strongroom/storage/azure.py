@@ -74,7 +74,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import urlsplit
 
 import obstore
 from obstore.exceptions import (
@@ -97,6 +96,7 @@ from strongroom.storage._obstore import (
     settle,
 )
 from strongroom.storage.base import validate_key
+from strongroom.storage.config import check_config_keys, parse_bool, parse_url
 from strongroom.storage.tls import ca_certificate
 
 if TYPE_CHECKING:
@@ -112,6 +112,8 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+# A SAS token in a URL's query would be a credential in plain sight.
+_NO_SAS = "a SAS token is not supported; use the storage account key or useAAD"
 
 # Velero's Azure plugin accepts these keys (ValidateObjectStoreConfigKeys in
 # object_store.go), and the Velero server adds bucket, prefix and caCert.
@@ -173,9 +175,6 @@ _CLOUDS = {
     "AZUREUSGOVERNMENT": _US_GOVERNMENT,
     "AZUREUSGOVERNMENTCLOUD": _US_GOVERNMENT,
 }
-# Go's strconv.ParseBool, which Velero uses for useAAD.
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 # Azure's rules for a storage account name.
 _ACCOUNT_NAME = re.compile(r"[a-z0-9]{3,24}")
 # Put Block accepts at most 100 MiB per block with the API versions Velero uses.
@@ -369,11 +368,7 @@ class AzureSettings:
         it, ``config.credentialsFile`` is read if set.
         """
         values = dict(config or {})
-        unknown = sorted(set(values) - set(VELERO_AZURE_CONFIG_KEYS))
-        if unknown:
-            raise StorageConfigError(
-                f"config has invalid keys [{' '.join(unknown)}]; valid keys are [{' '.join(VELERO_AZURE_CONFIG_KEYS)}]"
-            )
+        check_config_keys(values, VELERO_AZURE_CONFIG_KEYS)
         account = values.get("storageAccount", "")
         if not account:
             raise StorageConfigError(
@@ -396,8 +391,15 @@ class AzureSettings:
                 f"unknown cloud: {cloud_name}",
                 hint=f"set {CLOUD_NAME} in the credentials to AzurePublicCloud, AzureChinaCloud or AzureUSGovernmentCloud",
             )
-        uri = _parse_url(values, "storageAccountURI", "https://myaccount.blob.core.windows.net")
-        authority = _parse_url(values, "activeDirectoryAuthorityURI", "https://login.microsoftonline.com")
+        uri = parse_url(
+            values, "storageAccountURI", example="https://myaccount.blob.core.windows.net", query_hint=_NO_SAS
+        )
+        authority = parse_url(
+            values,
+            "activeDirectoryAuthorityURI",
+            example="https://login.microsoftonline.com",
+            query_hint=_NO_SAS,
+        )
         endpoint = uri or f"https://{account}.blob.{cloud.blob_suffix}"
 
         auth: AuthMethod
@@ -405,7 +407,7 @@ class AzureSettings:
         key_entry = values.get("storageAccountKeyEnvVar", "")
         if key_entry:
             auth, account_key = "shared_key", _account_key(credentials, key_entry)
-        elif _parse_bool(values, "useAAD"):
+        elif parse_bool(values, "useAAD"):
             auth = "client_secret"
             tenant_id, client_id, client_secret = _service_principal(credentials)
         else:
@@ -492,40 +494,6 @@ def _no_key_error(credentials: AzureCredentials | None) -> StorageConfigError:
         "authenticate to the storage account (strongroom does not fetch keys through Azure Resource Manager)",
         hint=hint,
     )
-
-
-def _parse_bool(values: Mapping[str, str], key: str) -> bool:
-    value = values.get(key, "")
-    if value == "" or value in _FALSE:
-        return False
-    if value in _TRUE:
-        return True
-    raise StorageConfigError(
-        f"could not parse {key} (expected bool): {value!r}", hint='use "true" or "false"'
-    )
-
-
-def _parse_url(values: Mapping[str, str], key: str, example: str) -> str | None:
-    value = values.get(key, "")
-    if not value:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise StorageConfigError(
-            f"invalid {key} {value!r}: it must be a URL starting with http:// or https://",
-            hint=f"for example {example}",
-        )
-    if parts.username or parts.password:
-        # Credentials belong in the credentials file, never in a URL that
-        # ends up in status fields and log lines.
-        raise StorageConfigError(f"invalid {key}: it must not contain a user name or password")
-    if parts.query or parts.fragment:
-        # A SAS token in the query would be a credential in plain sight.
-        raise StorageConfigError(
-            f"invalid {key}: it must not have a query or fragment",
-            hint="a SAS token is not supported; use the storage account key or useAAD",
-        )
-    return value.rstrip("/")
 
 
 def _block_size(value: str | None) -> int | None:

@@ -83,6 +83,7 @@ with warnings.catch_warnings():
 from strongroom.errors import ObjectNotFound, StorageConfigError, StorageError
 from strongroom.storage._obstore import ProviderDetail, StoreOptions
 from strongroom.storage.base import ObjectInfo, ObjectStore, PutData, normalize_prefix, validate_key
+from strongroom.storage.config import check_config_keys
 from strongroom.storage.tls import ca_certificate
 
 __all__ = [
@@ -287,11 +288,7 @@ class GcsSettings:
         default credentials are looked up on first use.
         """
         values = dict(config or {})
-        unknown = sorted(set(values) - set(VELERO_GCP_CONFIG_KEYS))
-        if unknown:
-            raise StorageConfigError(
-                f"config has invalid keys [{' '.join(unknown)}]; valid keys are [{' '.join(VELERO_GCP_CONFIG_KEYS)}]"
-            )
+        check_config_keys(values, VELERO_GCP_CONFIG_KEYS)
         endpoint = _parse_endpoint(values.get("storeEndpoint", ""))
         kms_key_name = values.get("kmsKeyName") or None
         if kms_key_name is not None and not _KMS_KEY.fullmatch(kms_key_name):

@@ -75,6 +75,7 @@ from strongroom.storage._obstore import (
     retry_config,
 )
 from strongroom.storage.base import validate_key
+from strongroom.storage.config import check_config_keys, parse_bool, parse_url
 from strongroom.storage.credentials import (
     DEFAULT_PROFILE,
     AwsCredentials,
@@ -113,12 +114,10 @@ VELERO_AWS_CONFIG_KEYS = (
     "resticRepoPrefix",
 )
 DEFAULT_REGION = "us-east-1"
+_S3_URL_EXAMPLE = "https://minio.example.com:9000"
 # The values of the AWS SDK's ChecksumAlgorithm enum, which Velero validates against.
 _CHECKSUM_ALGORITHMS = frozenset({"", "CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME"})
 _OBSTORE_CHECKSUMS = frozenset({"SHA256", "CRC64NVME"})
-# Go's strconv.ParseBool, which Velero uses for its boolean settings.
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 _SSE_C_KEY_BYTES = 32
 _MAX_TAGS = 10
 
@@ -158,16 +157,12 @@ class S3Settings:
         ``config.credentialsFile`` is read if set.
         """
         values = dict(config or {})
-        unknown = sorted(set(values) - set(VELERO_AWS_CONFIG_KEYS))
-        if unknown:
-            raise StorageConfigError(
-                f"config has invalid keys [{' '.join(unknown)}]; valid keys are [{' '.join(VELERO_AWS_CONFIG_KEYS)}]"
-            )
-        path_style = _parse_bool(values, "s3ForcePathStyle")
-        insecure = _parse_bool(values, "insecureSkipTLSVerify")
+        check_config_keys(values, VELERO_AWS_CONFIG_KEYS)
+        path_style = parse_bool(values, "s3ForcePathStyle")
+        insecure = parse_bool(values, "insecureSkipTLSVerify")
         region = values.get("region") or DEFAULT_REGION
-        s3_url = _parse_url(values, "s3Url")
-        public_url = _parse_url(values, "publicUrl")
+        s3_url = parse_url(values, "s3Url", example=_S3_URL_EXAMPLE)
+        public_url = parse_url(values, "publicUrl", example=_S3_URL_EXAMPLE)
 
         signature = values.get("signatureVersion", "")
         if signature not in ("", "4"):
@@ -304,36 +299,6 @@ def _s3_config(settings: S3Settings) -> S3Config:
     if settings.sse_customer_key_base64:
         config["sse_customer_key_base64"] = settings.sse_customer_key_base64
     return config
-
-
-def _parse_bool(values: Mapping[str, str], key: str) -> bool:
-    value = values.get(key, "")
-    if value == "" or value in _FALSE:
-        return False
-    if value in _TRUE:
-        return True
-    raise StorageConfigError(
-        f"could not parse {key} (expected bool): {value!r}", hint='use "true" or "false"'
-    )
-
-
-def _parse_url(values: Mapping[str, str], key: str) -> str | None:
-    value = values.get(key, "")
-    if not value:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise StorageConfigError(
-            f"invalid {key} {value!r}: it must be a URL starting with http:// or https://",
-            hint="for example https://minio.example.com:9000",
-        )
-    if parts.username or parts.password:
-        # Credentials belong in the credentials file, never in a URL that
-        # ends up in status fields and log lines.
-        raise StorageConfigError(f"invalid {key}: it must not contain a user name or password")
-    if parts.query or parts.fragment:
-        raise StorageConfigError(f"invalid {key} {value!r}: it must not have a query or fragment")
-    return value.rstrip("/")
 
 
 def _virtual_hostable(bucket: str, s3_url: str | None) -> bool:
