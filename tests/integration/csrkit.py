@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from tests.conftest import Sandbox
 
 
 def csr_request(
@@ -43,3 +44,9 @@ def csr_manifest(name: str, request: str, signer: str, usages: list[str], **spec
             "spec": {"request": request, "signerName": signer, "usages": usages, **spec},
         }
     )
+
+
+def create_csr(sandbox: Sandbox, manifest: str, user: str | None = None, *groups: str) -> None:
+    """``kubectl create`` the CSR, as ``user`` (impersonated, with ``groups``) or as the administrator."""
+    flags = ["--as", user, *[f"--as-group={group}" for group in groups]] if user else []
+    sandbox.kubectl("create", "-f", "-", *flags, input=manifest)

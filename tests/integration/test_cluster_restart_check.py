@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import Sandbox
 from tests.integration.backupkit import Cli, KubeCli
-from tests.integration.csrkit import csr_manifest, csr_request
+from tests.integration.csrkit import create_csr, csr_manifest, csr_request
 from tests.integration.openshiftkit import CRD_NAME, cluster_operator_crd
 
 pytestmark = pytest.mark.integration
@@ -67,16 +67,16 @@ def test_restart_check_waits_approves_valid_csrs_and_reports_degraded_operators(
             "patch", "node", worker, "--subresource=status", "--type=strategic", "-p", ready("False")
         )
         user = f"system:node:{worker}"
-        sandbox.kubectl(
-            "create", "-f", "-", "--as", user, "--as-group", "system:nodes",
-            input=csr_manifest(valid, csr_request(user, dns=[worker]), "kubernetes.io/kubelet-serving",
-                               ["digital signature", "key encipherment", "server auth"]),
-        )  # fmt: skip
-        sandbox.kubectl(
-            "create", "-f", "-", "--as", "mallory",
-            input=csr_manifest(forged, csr_request(user), "kubernetes.io/kube-apiserver-client-kubelet",
-                               ["digital signature", "key encipherment", "client auth"]),
-        )  # fmt: skip
+        serving = ["digital signature", "key encipherment", "server auth"]
+        client = ["digital signature", "key encipherment", "client auth"]
+        request = csr_manifest(
+            valid, csr_request(user, dns=[worker]), "kubernetes.io/kubelet-serving", serving
+        )
+        create_csr(sandbox, request, user, "system:nodes")
+        forgery = csr_manifest(
+            forged, csr_request(user), "kubernetes.io/kube-apiserver-client-kubelet", client
+        )
+        create_csr(sandbox, forgery, "mallory")
         if not had_crd:
             sandbox.kubectl("apply", "-f", "-", input=json.dumps(cluster_operator_crd()))
             sandbox.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=30s")

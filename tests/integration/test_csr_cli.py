@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import Sandbox
 from tests.integration.backupkit import Cli, KubeCli
-from tests.integration.csrkit import csr_manifest, csr_request
+from tests.integration.csrkit import create_csr, csr_manifest, csr_request
 from tests.integration.openshiftkit import machine_crd, served
 
 pytestmark = pytest.mark.integration
@@ -20,11 +20,6 @@ CLIENT = "kubernetes.io/kube-apiserver-client-kubelet"
 SERVING = "kubernetes.io/kubelet-serving"
 CLIENT_USAGES = ["digital signature", "key encipherment", "client auth"]
 SERVING_USAGES = ["digital signature", "key encipherment", "server auth"]
-
-
-def create(sandbox: Sandbox, body: str, user: str, *groups: str) -> None:
-    flags = ["--as", user, *[f"--as-group={g}" for g in groups]]
-    sandbox.kubectl("create", "-f", "-", *flags, input=body)
 
 
 def test_only_valid_kubelet_csrs_are_approved(
@@ -38,12 +33,12 @@ def test_only_valid_kubelet_csrs_are_approved(
     names = {kind: f"csr-{kind}-{tag}" for kind in ("client", "serving", "intruder", "ghost", "stolen")}
     node_user = f"system:node:{node}"
     try:
-        create(
+        create_csr(
             sandbox,
             csr_manifest(names["client"], csr_request(node_user), CLIENT, CLIENT_USAGES),
             BOOTSTRAPPER,
         )
-        create(
+        create_csr(
             sandbox,
             csr_manifest(
                 names["serving"], csr_request(node_user, dns=[node], ips=[ip]), SERVING, SERVING_USAGES
@@ -51,15 +46,15 @@ def test_only_valid_kubelet_csrs_are_approved(
             node_user,
             "system:nodes",
         )
-        create(
+        create_csr(
             sandbox, csr_manifest(names["intruder"], csr_request(node_user), CLIENT, CLIENT_USAGES), "mallory"
         )
-        create(
+        create_csr(
             sandbox,
             csr_manifest(names["ghost"], csr_request("system:node:ghost-node"), CLIENT, CLIENT_USAGES),
             BOOTSTRAPPER,
         )
-        create(
+        create_csr(
             sandbox,
             csr_manifest(names["stolen"], csr_request(node_user, dns=[other]), SERVING, SERVING_USAGES),
             node_user,
@@ -120,7 +115,7 @@ def test_a_joining_node_known_only_by_its_machine_is_approved(
         try:
             for key, node in (("joining", joining), ("stranger", stranger)):
                 request = csr_request(f"system:node:{node}")
-                create(sandbox, csr_manifest(names[key], request, CLIENT, CLIENT_USAGES), BOOTSTRAPPER)
+                create_csr(sandbox, csr_manifest(names[key], request, CLIENT, CLIENT_USAGES), BOOTSTRAPPER)
             approved = cli.ok("csr", "approve", "--all-valid")
             assert f"certificatesigningrequest/{names['joining']} approved" in approved.stdout
             assert f"left pending {names['stranger']}" in approved.stderr

@@ -19,7 +19,7 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tests.conftest import Sandbox
-from tests.integration.csrkit import csr_manifest, csr_request
+from tests.integration.csrkit import create_csr, csr_manifest, csr_request
 
 pytestmark = pytest.mark.integration
 
@@ -56,16 +56,7 @@ def test_kubelet_serving_csr_takes_the_impersonated_identity_and_is_signed(sandb
     )
     # A forged identity in the body is replaced by the requester's.
     manifest["spec"].update(username="mallory", groups=["system:masters"], uid="forged")
-    sandbox.kubectl(
-        "create",
-        "-f",
-        "-",
-        "--as",
-        "system:node:n1",
-        "--as-group",
-        "system:nodes",
-        input=json.dumps(manifest),
-    )
+    create_csr(sandbox, json.dumps(manifest), "system:node:n1", "system:nodes")
     try:
         spec = sandbox.kubectl_json("get", "csr", name)["spec"]
         assert spec["username"] == "system:node:n1"
@@ -96,19 +87,16 @@ def test_kubelet_serving_csr_takes_the_impersonated_identity_and_is_signed(sandb
 
 def test_client_kubelet_csr_from_the_bootstrapper_service_account(sandbox: Sandbox) -> None:
     name = _name()
-    sandbox.kubectl(
-        "create",
-        "-f",
-        "-",
-        "--as",
-        BOOTSTRAPPER,
-        input=csr_manifest(
+    create_csr(
+        sandbox,
+        csr_manifest(
             name,
             csr_request("system:node:n2"),
             "kubernetes.io/kube-apiserver-client-kubelet",
             ["digital signature", "client auth"],
             expirationSeconds=600,
         ),
+        BOOTSTRAPPER,
     )
     try:
         spec = sandbox.kubectl_json("get", "csr", name)["spec"]
@@ -139,11 +127,9 @@ def test_whoami_reports_the_impersonated_user(sandbox: Sandbox) -> None:
 
 def test_denied_csr_is_never_signed_and_cannot_also_be_approved(sandbox: Sandbox) -> None:
     name = _name()
-    sandbox.kubectl(
-        "create",
-        "-f",
-        "-",
-        input=csr_manifest(
+    create_csr(
+        sandbox,
+        csr_manifest(
             name, csr_request("alice", org="dev"), "kubernetes.io/kube-apiserver-client", ["client auth"]
         ),
     )
@@ -166,11 +152,9 @@ def test_denied_csr_is_never_signed_and_cannot_also_be_approved(sandbox: Sandbox
 def test_signer_rules_fail_a_mismatched_kubeletcsr_request(sandbox: Sandbox) -> None:
     name = _name()
     # A serving request without any DNS or IP name.
-    sandbox.kubectl(
-        "create",
-        "-f",
-        "-",
-        input=csr_manifest(
+    create_csr(
+        sandbox,
+        csr_manifest(
             name,
             csr_request("system:node:n1"),
             "kubernetes.io/kubelet-serving",
