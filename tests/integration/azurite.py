@@ -42,6 +42,19 @@ API_VERSION = "2025-11-05"
 EXTENT_MEMORY_LIMIT_MB = 512
 
 
+def guide_credentials(client_secret: str, account_key: str = ACCOUNT_KEY) -> str:
+    """The OADP guide's credentials-velero for Azure, holding this Azurite account's key."""
+    return (
+        "AZURE_SUBSCRIPTION_ID=00000000-1111-2222-3333-444444444444\n"
+        "AZURE_TENANT_ID=11111111-2222-3333-4444-555555555555\n"
+        "AZURE_CLIENT_ID=22222222-3333-4444-5555-666666666666\n"
+        f"AZURE_CLIENT_SECRET={client_secret}\n"
+        "AZURE_RESOURCE_GROUP=Velero_Backups\n"
+        f"AZURE_STORAGE_ACCOUNT_ACCESS_KEY={account_key}\n"
+        "AZURE_CLOUD_NAME=AzurePublicCloud\n"
+    )
+
+
 @dataclass
 class Azurite:
     """One running Azurite blob service and the account it serves."""

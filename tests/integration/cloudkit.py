@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.integration.azurite import Azurite, azurite
+from tests.integration.azurite import Azurite, azurite, guide_credentials
 from tests.integration.backupkit import unique
 from tests.integration.gcsserver import FakeGcsServer, TokenServer, fake_gcs_server, service_account_key
 
@@ -59,19 +59,11 @@ def azure_location(server: Azurite) -> CloudLocation:
     container = unique("velero")
     server.create_container(container)
     # The guide's file; the client secret is never used (the storage key is).
-    credentials = (
-        "AZURE_SUBSCRIPTION_ID=00000000-0000-0000-0000-000000000000\n"
-        "AZURE_TENANT_ID=11111111-1111-1111-1111-111111111111\n"
-        "AZURE_CLIENT_ID=22222222-2222-2222-2222-222222222222\n"
-        f"AZURE_CLIENT_SECRET={AZURE_CLIENT_SECRET}\n"
-        "AZURE_RESOURCE_GROUP=velero-rg\n"
-        f"AZURE_STORAGE_ACCOUNT_ACCESS_KEY={server.account_key}\n"
-        "AZURE_CLOUD_NAME=AzurePublicCloud\n"
-    )
+    credentials = guide_credentials(AZURE_CLIENT_SECRET, server.account_key)
     config = {
-        "resourceGroup": "velero-rg",
+        "resourceGroup": "Velero_Backups",
         "storageAccount": server.account,
-        "subscriptionId": "00000000-0000-0000-0000-000000000000",
+        "subscriptionId": "00000000-1111-2222-3333-444444444444",
         "storageAccountKeyEnvVar": "AZURE_STORAGE_ACCOUNT_ACCESS_KEY",
         "storageAccountURI": server.endpoint,
     }

@@ -23,7 +23,7 @@ from datetime import timedelta
 
 import aiohttp
 import pytest
-from tests.integration.azurite import ACCOUNT, ACCOUNT_KEY, Azurite, TokenServer, azurite
+from tests.integration.azurite import ACCOUNT, ACCOUNT_KEY, Azurite, TokenServer, azurite, guide_credentials
 from tests.integration.s3server import CUT, PASS, FlakyProxy
 from tests.runasync import run_async
 from tests.unit.storage.test_storage_conformance import StoreConformance, chunks_of, keys
@@ -38,14 +38,7 @@ pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
 # The OADP guide's credentials-velero for Azure, with Azurite's account key.
 CLIENT_SECRET = "strongroom-client-secret-do-not-log-me"
-CREDENTIALS = f"""AZURE_SUBSCRIPTION_ID=00000000-1111-2222-3333-444444444444
-AZURE_TENANT_ID=11111111-2222-3333-4444-555555555555
-AZURE_CLIENT_ID=22222222-3333-4444-5555-666666666666
-AZURE_CLIENT_SECRET={CLIENT_SECRET}
-AZURE_RESOURCE_GROUP=Velero_Backups
-AZURE_STORAGE_ACCOUNT_ACCESS_KEY={ACCOUNT_KEY}
-AZURE_CLOUD_NAME=AzurePublicCloud
-"""
+CREDENTIALS = guide_credentials(CLIENT_SECRET)
 # Small blocks and quick retries keep the suite fast; the behaviour is the same.
 FAST = StoreOptions(
     part_size=5 * MiB,
