@@ -37,7 +37,7 @@ from strongroom.model.duration import parse_duration
 if TYPE_CHECKING:
     from strongroom.controller.context import ServerContext
     from strongroom.controller.locations import Locations
-    from strongroom.kube import KubeClient
+    from strongroom.kube import Discovery, KubeClient
 
 __all__ = ["doctor"]
 
@@ -116,7 +116,9 @@ async def _diagnose(
 ) -> list[Finding]:
     findings: list[Finding] = []
     async with kube_client(kubeconfig, context) as kube:
-        ctx = await _server_context(kube, namespace)
+        # Read once: every check looks up what it needs in the same answer.
+        discovery = await kube.discover()
+        ctx = _server_context(kube, discovery, namespace)
         if ctx is None:
             why = "the velero.io resources are not served (strongroom or Velero is not installed)"
             for check in (
@@ -131,24 +133,24 @@ async def _diagnose(
                 findings += lib.skipped(check, why)
         else:
             findings += await _location_checks(ctx)
-            findings += await _guarded(lib.REGION_MISMATCH, lambda: _regions(ctx))
-            findings += await _guarded(lib.STUCK, lambda: _stuck(ctx, stuck_after))
+            findings += await _guarded(lib.REGION_MISMATCH, lambda: _regions(ctx, discovery))
+            findings += await _guarded(lib.STUCK, lambda: _stuck(ctx, discovery, stuck_after))
             findings += await _guarded(lib.MISSING_REPOSITORY, lambda: _repositories(ctx))
             findings += await _guarded(lib.NFS_PERMISSION, lambda: _pod_volumes(ctx))
             findings += await _guarded(lib.DEPLOYMENTCONFIG_RESTORE, lambda: _restores(ctx))
-        findings += await _guarded(lib.CLUSTER_PROXY, lambda: _proxy(kube, namespace, ctx))
+        findings += await _guarded(lib.CLUSTER_PROXY, lambda: _proxy(kube, discovery, namespace, ctx))
         if etcd.endpoints:
-            findings += await _guarded(lib.ETCD_MEMBERS, lambda: _etcd(kube, etcd))
+            findings += await _guarded(lib.ETCD_MEMBERS, lambda: _etcd(kube, discovery, etcd))
         else:
-            findings += await _guarded(lib.ETCD_MEMBERS, lambda: _etcd_operator(kube))
+            findings += await _guarded(lib.ETCD_MEMBERS, lambda: _etcd_operator(kube, discovery))
     return findings
 
 
-async def _server_context(kube: KubeClient, namespace: str) -> ServerContext | None:
+def _server_context(kube: KubeClient, discovery: Discovery, namespace: str) -> ServerContext | None:
     from strongroom.controller.context import ServerConfig, ServerContext, ServerResources
 
     try:
-        resources = ServerResources.from_discovery(await kube.discover())
+        resources = ServerResources.from_discovery(discovery)
     except UsageError:
         return None
     return ServerContext(
@@ -206,21 +208,21 @@ async def _location_checks(ctx: ServerContext) -> list[Finding]:
     return found + lib.malformed_credentials(credentials, providers)
 
 
-async def _regions(ctx: ServerContext) -> list[Finding]:
+async def _regions(ctx: ServerContext, discovery: Discovery) -> list[Finding]:
     snapshot_locations = await ctx.list(ctx.resources.snapshot_locations)
     if not snapshot_locations:
         return lib.skipped(lib.REGION_MISMATCH, f"no VolumeSnapshotLocation in {ctx.namespace}")
-    pv_type = (await ctx.kube.discover()).find("", "persistentvolumes")
+    pv_type = discovery.find("", "persistentvolumes")
     if pv_type is None:
         return lib.skipped(lib.REGION_MISMATCH, "the cluster serves no persistentvolumes")
     pvs = await ctx.kube.list_all(pv_type)
     return lib.region_mismatch(snapshot_locations, pvs)
 
 
-async def _stuck(ctx: ServerContext, stuck_after: timedelta) -> list[Finding]:
+async def _stuck(ctx: ServerContext, discovery: Discovery, stuck_after: timedelta) -> list[Finding]:
     runs = [("Backup", b) for b in await ctx.list(ctx.resources.backups)]
     runs += [("Restore", r) for r in await ctx.list(ctx.resources.restores)]
-    pod_type = (await ctx.kube.discover()).find("", "pods")
+    pod_type = discovery.find("", "pods")
     server_running = True
     if pod_type is not None:
         pods = await ctx.kube.list_all(pod_type, namespace=ctx.namespace, label_selector=SERVER_POD_SELECTOR)
@@ -304,10 +306,11 @@ async def _restores(ctx: ServerContext) -> list[Finding]:
     return lib.deploymentconfig_restores(restores, messages, namespace=ctx.namespace)
 
 
-async def _proxy(kube: KubeClient, namespace: str, ctx: ServerContext | None) -> list[Finding]:
+async def _proxy(
+    kube: KubeClient, discovery: Discovery, namespace: str, ctx: ServerContext | None
+) -> list[Finding]:
     from strongroom.model.proxy import ProxySettings
 
-    discovery = await kube.discover()
     proxies = discovery.served("config.openshift.io", "v1", "proxies")
     found = await kube.get(proxies, "cluster") if proxies is not None else None
     cluster = ProxySettings.from_openshift(found) if found is not None else None
@@ -342,17 +345,17 @@ class EtcdOptions:
     key: str | None
 
 
-async def _explain(kube: KubeClient, names: list[str]) -> dict[str, list[str]]:
+async def _explain(kube: KubeClient, discovery: Discovery, names: list[str]) -> dict[str, list[str]]:
     """The seed's reasons for each member, from the cluster; none when it cannot be asked."""
     from strongroom.etcd.discovery import explain_members
 
     try:
-        return await explain_members(kube, await kube.discover(), names)
+        return await explain_members(kube, discovery, names)
     except StrongroomError:
         return {name: [] for name in names}
 
 
-async def _etcd(kube: KubeClient, options: EtcdOptions) -> list[Finding]:
+async def _etcd(kube: KubeClient, discovery: Discovery, options: EtcdOptions) -> list[Finding]:
     from strongroom.etcd.connection import EtcdTarget, TlsFiles, parse_endpoints
     from strongroom.etcd.members import survey
 
@@ -365,7 +368,7 @@ async def _etcd(kube: KubeClient, options: EtcdOptions) -> list[Finding]:
     target = EtcdTarget(parse_endpoints(options.endpoints, secure=tls.enabled), tls)
     result = await survey(target, hashkv=False)
     unhealthy = [h.member.name for h in result.members if not h.healthy and h.member.name]
-    explained = await _explain(kube, unhealthy) if unhealthy else {}
+    explained = await _explain(kube, discovery, unhealthy) if unhealthy else {}
     return lib.etcd_members(
         [
             {
@@ -379,10 +382,10 @@ async def _etcd(kube: KubeClient, options: EtcdOptions) -> list[Finding]:
     )
 
 
-async def _etcd_operator(kube: KubeClient) -> list[Finding]:
+async def _etcd_operator(kube: KubeClient, discovery: Discovery) -> list[Finding]:
     from strongroom.cluster.operators import GROUP, etcd_members_condition
 
-    res = (await kube.discover()).served(GROUP, "v1", "etcds")
+    res = discovery.served(GROUP, "v1", "etcds")
     if res is None:
         return lib.skipped(
             lib.ETCD_MEMBERS,
@@ -392,5 +395,5 @@ async def _etcd_operator(kube: KubeClient) -> list[Finding]:
     if etcd is None:
         return lib.skipped(lib.ETCD_MEMBERS, "the Etcd resource 'cluster' does not exist")
     condition = etcd_members_condition(etcd)
-    explained = await _explain(kube, list(condition.unhealthy)) if condition.unhealthy else {}
+    explained = await _explain(kube, discovery, list(condition.unhealthy)) if condition.unhealthy else {}
     return lib.etcd_operator(condition.available, condition.message, explained)
