@@ -195,6 +195,10 @@ def test_redeploy_refuses_what_the_cluster_does_not_serve(
     assert "serves no kubeschedulers.operator.openshift.io" in missing.stderr
     assert "/etc/kubernetes/manifests" in missing.stderr  # what to do instead on plain Kubernetes
 
+    # Without --component all four are meant, the unserved one among them.
+    every = _redeploy(sandbox, tmp_path, monkeypatch, "--dry-run")
+    assert every.code != 0 and "serves no kubeschedulers.operator.openshift.io" in every.stderr
+
     unknown = _redeploy(sandbox, tmp_path, monkeypatch, "-c", "kube-proxy")
     assert unknown.code != 0
     assert "unknown component(s): kube-proxy" in unknown.stderr

@@ -285,9 +285,6 @@ async def _shutdown(
         raise typer.Exit(EXIT_FAILURE)
 
 
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
-
-
 @cluster_app.command("redeploy")
 def redeploy(
     component: Annotated[
@@ -295,7 +292,8 @@ def redeploy(
         typer.Option(
             "--component",
             "-c",
-            help=f"What to roll out (repeatable; default all, in this order: {', '.join(COMPONENTS)}).",
+            help="What to roll out: etcd, kube-apiserver, kube-controller-manager or kube-scheduler "
+            "(repeatable; default all four, always in that order).",
         ),
     ] = None,
     wait: Annotated[
@@ -318,7 +316,7 @@ def redeploy(
     if interval <= 0:
         raise UsageError("--interval must be positive")
     document, problems = run(
-        _redeploy(list(component or COMPONENTS), limit, interval, dry_run, kubeconfig, context, output)
+        _redeploy(list(component or ()), limit, interval, dry_run, kubeconfig, context, output)
     )
     emit(document, output, lambda: None)
     if problems:

@@ -168,7 +168,7 @@ class Redeploy:
         self,
         kube: KubeClient,
         discovery: Discovery,
-        components: Sequence[str],
+        components: Sequence[str] = (),
         *,
         interval: float = 2.0,
         reason_prefix: str = "recovery",
@@ -182,7 +182,8 @@ class Redeploy:
                 hint=f"choose among {', '.join(known)}",
             )
         # The seed's order, whatever order they were asked in: etcd before the API server, and so on.
-        self.operators = [op for op in STATIC_POD_OPERATORS if op.component in components]
+        # None asked for: all of them.
+        self.operators = [op for op in STATIC_POD_OPERATORS if not components or op.component in components]
         missing = [op for op in self.operators if discovery.served(GROUP, VERSION, op.resource) is None]
         if missing:
             names = ", ".join(f"{op.resource}.{GROUP}" for op in missing)
