@@ -35,6 +35,7 @@ from obstore.exceptions import (
 )
 
 from strongroom.errors import ObjectNotFound, StorageConfigError, StorageError
+from strongroom.model.proxy import ProxySettings
 from strongroom.storage.base import ObjectInfo, ObjectStore, PutData, normalize_prefix, validate_key
 
 if TYPE_CHECKING:
@@ -526,11 +527,17 @@ class StoreOptions:
 def client_config(
     options: StoreOptions,
     *,
+    endpoint: str,
     allow_http: bool = False,
     ca_cert_pem: str | None = None,
     insecure_skip_tls_verify: bool = False,
 ) -> ClientConfig:
-    """obstore's HTTP client settings for ``options`` and one location's transport security."""
+    """obstore's HTTP client settings for ``options`` and one location's transport security.
+
+    The proxy for ``endpoint`` is decided here from ``HTTPS_PROXY``/``HTTP_PROXY``
+    and ``NO_PROXY`` as Go programs decide it (CIDRs included), when the store is
+    built: the HTTP client underneath would otherwise read them once per process.
+    """
     client: ClientConfig = {
         "connect_timeout": options.connect_timeout,
         "read_timeout": options.read_timeout,
@@ -543,6 +550,9 @@ def client_config(
         client["root_certificate"] = ca_cert_pem
     if insecure_skip_tls_verify:
         client["allow_invalid_certificates"] = True
+    proxy = ProxySettings.from_env(os.environ).proxy_for(endpoint)
+    if proxy:
+        client["proxy_url"] = proxy
     return client
 
 

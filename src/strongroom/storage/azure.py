@@ -551,7 +551,10 @@ class AzureObjectStore(ObstoreStore):
                 prefix=settings.prefix or None,
                 config=_azure_config(settings),
                 client_options=client_config(
-                    options, allow_http=settings.allow_http, ca_cert_pem=settings.ca_cert_pem
+                    options,
+                    endpoint=settings.endpoint,
+                    allow_http=settings.allow_http,
+                    ca_cert_pem=settings.ca_cert_pem,
                 ),
                 retry_config=retry_config(options),
                 credential_provider=_SharedKey(settings.account_key) if settings.account_key else None,

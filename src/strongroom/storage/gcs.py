@@ -81,6 +81,7 @@ with warnings.catch_warnings():
     from google.cloud.storage.retry import _should_retry  # type: ignore[import-untyped]
 
 from strongroom.errors import ObjectNotFound, StorageConfigError, StorageError
+from strongroom.model.proxy import ProxySettings
 from strongroom.storage._obstore import ProviderDetail, StoreOptions
 from strongroom.storage.base import ObjectInfo, ObjectStore, PutData, normalize_prefix, validate_key
 from strongroom.storage.config import check_config_keys
@@ -437,6 +438,13 @@ class GcsObjectStore(ObjectStore):
         adapter = _Adapter(_WORKERS + _STREAM_WORKERS, settings.ca_cert_pem)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
+        # The proxy is decided once, as Go programs decide it (NO_PROXY CIDRs included); left to
+        # requests, every request would look it up again and read ~/.netrc.
+        session.trust_env = False
+        endpoint = settings.endpoint or f"https://storage.{settings.universe_domain or 'googleapis.com'}"
+        proxy = ProxySettings.from_env(os.environ).proxy_for(endpoint)
+        if proxy:
+            session.proxies = {endpoint.split(":", 1)[0]: proxy}
         session.hooks["response"].append(_read_error_body)
         client_options: dict[str, str] = {}
         if settings.endpoint:
@@ -974,6 +982,12 @@ class _Adapter(requests.adapters.HTTPAdapter):
         if self._ssl_context is not None:
             kwargs["ssl_context"] = self._ssl_context
         super().init_poolmanager(*args, **kwargs)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        # Through a proxy (the cluster's), the store's TLS is still checked against caCert.
+        if self._ssl_context is not None:
+            proxy_kwargs["ssl_context"] = self._ssl_context
+        return super().proxy_manager_for(proxy, **proxy_kwargs)
 
 
 class _StreamReader(io.RawIOBase):

@@ -230,6 +230,8 @@ class S3ObjectStore(ObstoreStore):
                 config=_s3_config(settings),
                 client_options=client_config(
                     options,
+                    endpoint=settings.endpoint
+                    or f"https://{settings.bucket}.s3.{settings.region}.amazonaws.com",
                     allow_http=settings.allow_http,
                     ca_cert_pem=settings.ca_cert_pem,
                     insecure_skip_tls_verify=settings.insecure_skip_tls_verify,
