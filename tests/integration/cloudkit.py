@@ -9,15 +9,18 @@ show up anywhere.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.integration.azurite import Azurite, azurite, guide_credentials
+from tests.integration.azurite import ACCOUNT, Azurite, azurite, guide_credentials
 from tests.integration.backupkit import unique
 from tests.integration.gcsserver import FakeGcsServer, TokenServer, fake_gcs_server, service_account_key
+from tests.integration.serverproc import HOST
+from tests.integration.tlsproxy import InterceptingProxy, intercepting_proxy
 
 PROVIDERS = ("azure", "gcp")
 AZURE_CLIENT_SECRET = "azure-client-secret-never-shown"
@@ -55,7 +58,8 @@ class CloudLocation:
         ]
 
 
-def azure_location(server: Azurite) -> CloudLocation:
+def azure_location(server: Azurite, *, public: bool = False) -> CloudLocation:
+    """A container of ``server``; ``public``: addressed as in Azure's public cloud (no storageAccountURI)."""
     container = unique("velero")
     server.create_container(container)
     # The guide's file; the client secret is never used (the storage key is).
@@ -65,8 +69,9 @@ def azure_location(server: Azurite) -> CloudLocation:
         "storageAccount": server.account,
         "subscriptionId": "00000000-1111-2222-3333-444444444444",
         "storageAccountKeyEnvVar": "AZURE_STORAGE_ACCOUNT_ACCESS_KEY",
-        "storageAccountURI": server.endpoint,
     }
+    if not public:
+        config["storageAccountURI"] = server.endpoint
     blobs = server.client().get_container_client(container)
     return CloudLocation(
         "azure",
@@ -80,14 +85,15 @@ def azure_location(server: Azurite) -> CloudLocation:
     )
 
 
-def gcs_location(server: FakeGcsServer, tokens: TokenServer) -> CloudLocation:
+def gcs_location(server: FakeGcsServer, tokens: TokenServer, *, public: bool = False) -> CloudLocation:
+    """A bucket of ``server``; ``public``: addressed as Google's own (no storeEndpoint)."""
     bucket = unique("velero")
     server.create_bucket(bucket)
     key = service_account_key(tokens.token_uri)
     return CloudLocation(
         "gcp",
         bucket,
-        {"storeEndpoint": server.endpoint},
+        {} if public else {"storeEndpoint": server.endpoint},
         json.dumps(key),
         lambda: set(server.object_names(bucket)),
         lambda name: server.read(bucket, name),
@@ -116,3 +122,48 @@ def cloud(request: pytest.FixtureRequest) -> CloudLocation:
         return azure_location(request.getfixturevalue("azure_server"))
     server, tokens = request.getfixturevalue("gcs_server")
     return gcs_location(server, tokens)
+
+
+# The host names restic 0.14 reaches, and nothing else: the intercepting proxy plays them.
+AZURE_PUBLIC_HOST = f"{ACCOUNT}.blob.core.windows.net"
+GCS_PUBLIC_HOST = "storage.googleapis.com"
+
+
+@dataclass
+class PublicClouds:
+    """Both emulators behind an intercepting proxy, reached by the clouds' public host names."""
+
+    proxy: InterceptingProxy
+    azure: Azurite
+    gcs: FakeGcsServer
+    tokens: TokenServer
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """What a process needs to reach the clouds through the proxy (and everything local directly)."""
+        return {"HTTPS_PROXY": self.proxy.url, "NO_PROXY": f"{HOST},localhost"}
+
+    @property
+    def ca_cert(self) -> str:
+        """The proxy's CA as a location's caCert holds it (base64 of the PEM)."""
+        return base64.b64encode(self.proxy.ca_pem.encode()).decode()
+
+    def location(self, provider: str) -> CloudLocation:
+        if provider == "azure":
+            return azure_location(self.azure, public=True)
+        return gcs_location(self.gcs, self.tokens, public=True)
+
+
+@pytest.fixture(scope="module")
+def public_clouds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PublicClouds]:
+    """Azurite and fake-gcs-server answering as ``<account>.blob.core.windows.net`` and ``storage.googleapis.com``."""
+    directory = tmp_path_factory.mktemp("public-clouds")
+    with (
+        azurite(directory) as azure,
+        fake_gcs_server(directory, public_url=f"https://{GCS_PUBLIC_HOST}") as gcs,
+        TokenServer() as tokens,
+    ):
+        port = int(gcs.endpoint.rsplit(":", 1)[1])
+        routes = {AZURE_PUBLIC_HOST: (HOST, azure.port), GCS_PUBLIC_HOST: (HOST, port)}
+        with intercepting_proxy(directory, routes) as proxy:
+            yield PublicClouds(proxy, azure, gcs, tokens)

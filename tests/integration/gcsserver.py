@@ -97,11 +97,17 @@ class FakeGcsServer:
 
 
 @contextlib.contextmanager
-def fake_gcs_server(log_dir: Path) -> Iterator[FakeGcsServer]:
-    """Run fake-gcs-server (memory backend, plain HTTP) until the block ends."""
+def fake_gcs_server(log_dir: Path, *, public_url: str | None = None) -> Iterator[FakeGcsServer]:
+    """Run fake-gcs-server (memory backend, plain HTTP) until the block ends.
+
+    ``public_url`` (``https://storage.googleapis.com``) is the address its clients
+    reach it at through a proxy: resumable uploads continue there, and requests
+    for that host (the Go client's XML-API reads) are answered.
+    """
     binary = fake_gcs_binary()
     port = free_port()
     endpoint = f"http://{HOST}:{port}"
+    public_url = public_url or endpoint
     command = [
         str(binary),
         "-scheme",
@@ -114,9 +120,9 @@ def fake_gcs_server(log_dir: Path) -> Iterator[FakeGcsServer]:
         str(port),
         # Resumable uploads continue at this address (the session's Location).
         "-external-url",
-        endpoint,
+        public_url,
         "-public-host",
-        f"{HOST}:{port}",
+        public_url.split("://", 1)[1],
         "-log-level",
         "warn",
     ]

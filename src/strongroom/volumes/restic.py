@@ -15,8 +15,10 @@ module runs restic as a subprocess and turns what it prints into values:
 * ``snapshots``, ``forget``, ``prune``, ``unlock`` and ``init`` are plain calls.
 
 Secrets never reach a command line: the repository password goes through
-``RESTIC_PASSWORD`` and S3 keys through the ``AWS_*`` variables, and every
-message built from restic's stderr has them masked.
+``RESTIC_PASSWORD``, S3 keys through the ``AWS_*`` variables, the Azure
+account key through ``AZURE_ACCOUNT_KEY`` and a Google key through the file
+``GOOGLE_APPLICATION_CREDENTIALS`` names, and every message built from
+restic's stderr has them masked.
 """
 
 from __future__ import annotations
@@ -65,6 +67,27 @@ _EXIT_INCOMPLETE = 3
 _MAX_STDERR_LINES = 8
 # A polite stop (restic removes its lock on SIGTERM) before SIGKILL.
 _TERMINATE_GRACE = 10.0
+
+# The variables of ResticTarget.environment whose values are secrets.
+_SECRET_VARIABLES: Final = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AZURE_ACCOUNT_KEY",
+    "AZURE_ACCOUNT_SAS",
+    "GOOGLE_ACCESS_TOKEN",
+)
+# When the location gives credentials (the first name), the process's own credentials of the same
+# store must not override or mix with them (restic 0.14 prefers a SAS to nothing, and
+# GOOGLE_ACCESS_TOKEN to any key file): explicit keys win, as in Velero.
+_OVERRIDDEN_BY: Final = (
+    (
+        "AWS_ACCESS_KEY_ID",
+        ("AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_SESSION_TOKEN"),
+    ),
+    ("AZURE_ACCOUNT_KEY", ("AZURE_ACCOUNT_SAS",)),
+    ("GOOGLE_APPLICATION_CREDENTIALS", ("GOOGLE_ACCESS_TOKEN",)),
+)
 
 Progress = Callable[[int, int], None]
 """A progress callback: (bytes done, total bytes)."""
@@ -164,9 +187,11 @@ class RestoreStats:
 class ResticTarget:
     """Where a repository is and how to open it; the secrets are never shown by ``repr``.
 
-    ``url`` is restic's ``--repo`` (``s3:host/bucket/prefix/restic/ns`` or a
-    directory), ``environment`` holds the store's credentials (``AWS_*``),
-    ``options`` are restic's ``-o key=value`` settings.
+    ``url`` is restic's ``--repo`` (``s3:host/bucket/prefix/restic/ns``,
+    ``azure:container:/prefix/restic/ns``, ``gs:bucket:/prefix/restic/ns`` or
+    a directory), ``environment`` holds the store's credentials (``AWS_*``,
+    ``AZURE_ACCOUNT_*``, ``GOOGLE_*``), ``options`` are restic's ``-o key=value``
+    settings.
     """
 
     url: str
@@ -179,8 +204,7 @@ class ResticTarget:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every value that must be masked if restic ever prints it."""
-        names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-        values = [self.password, *(self.environment.get(name, "") for name in names)]
+        values = [self.password, *(self.environment.get(name, "") for name in _SECRET_VARIABLES)]
         return tuple(value for value in values if value)
 
 
@@ -345,15 +369,10 @@ class Restic:
             # Nothing from the caller may redirect restic to another repository or password.
             if not key.startswith("RESTIC_")
         }
-        if self.target.environment.get("AWS_ACCESS_KEY_ID"):
-            # Explicit keys win over any profile or file the process environment names (as in Velero).
-            for name in (
-                "AWS_PROFILE",
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "AWS_CONFIG_FILE",
-                "AWS_SESSION_TOKEN",
-            ):
-                env.pop(name, None)
+        for given, overridden in _OVERRIDDEN_BY:
+            if self.target.environment.get(given):
+                for name in overridden:
+                    env.pop(name, None)
         env.update(self.target.environment)
         env["RESTIC_PASSWORD"] = self.target.password
         env.setdefault("HOME", str(self._cache_dir))
