@@ -616,6 +616,19 @@ def test_probe_and_exec_processes_end_with_the_pod(sandbox: Sandbox, namespace: 
         session.wait()
 
 
+def test_a_process_in_a_session_of_its_own_is_killed_with_its_pod(sandbox: Sandbox, namespace: str) -> None:
+    # The container ignores SIGTERM, so the grace period ends in a kill; as a runtime kills the
+    # container's whole cgroup, a process that left the process group (restic does) is killed too.
+    marker = "sleep 2874"
+    script = f"trap '' TERM; setsid {marker} & while true; do sleep 0.1; done"
+    container = {"name": "c", "image": "busybox", "command": ["sh", "-c", script]}
+    apply(sandbox, namespace, pod("detached", container, terminationGracePeriodSeconds=1))
+    wait_pod(sandbox, namespace, "detached", "Running")
+    eventually(lambda: _processes_running(marker) or None, timeout=10, interval=0.1)
+    sandbox.kubectl("delete", "pod", "detached", "-n", namespace, "--timeout=15s")
+    eventually(lambda: not _processes_running(marker), timeout=5)
+
+
 def test_an_exec_client_going_away_ends_everything_its_command_started(
     sandbox: Sandbox, namespace: str
 ) -> None:

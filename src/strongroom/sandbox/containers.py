@@ -366,15 +366,34 @@ def signal_main(pid: int, sig: int) -> None:
 
 
 def kill_group(pid: int) -> None:
-    """SIGKILL everything in the container's process group (its leader is bubblewrap)."""
+    """SIGKILL everything in the container: its process group (whose leader is bubblewrap) and every
+    descendant that started a session of its own, as a runtime kills the whole container cgroup."""
+    descendants = _descendants(pid)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+    for child in descendants:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(child, signal.SIGKILL)
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        children = _children(pending.pop())
+        found += children
+        pending += children
+    return found
 
 
 def _children(pid: int) -> list[int]:
     try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-        return [int(p) for p in text.split()]
+        # Each thread's children: a process started from a worker thread is listed under that thread.
+        return [
+            int(child)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
     except (OSError, ValueError):
         pass
     children = []
