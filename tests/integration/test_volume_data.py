@@ -6,11 +6,17 @@ per node (real processes run by the sandbox's kubelet), backups and restores
 are Backup and Restore resources, pods really run and hooks really execute
 in them. The data is checked byte for byte, and a SQLite database must pass
 its integrity check after the restore.
+
+The cluster has a cluster-wide proxy (`install --https-proxy`) that inspects
+TLS: through it, Azure's and Google's public storage hosts lead to the
+emulators (tests/integration/tlsproxy.py), so volumes also go to Azure and
+GCS locations as restic 0.14 reaches them; everything local bypasses it.
 """
 
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import os
@@ -23,11 +29,21 @@ from typing import Any
 
 import pytest
 from tests.conftest import Sandbox
+from tests.integration.cloudkit import (
+    AZURE_PUBLIC_HOST,
+    GCS_PUBLIC_HOST,
+    PROVIDERS,
+    CloudLocation,
+    PublicClouds,
+    public_clouds,
+)
 from tests.integration.sandboxapi import eventually
 from tests.integration.serverkit import apply_yaml, backup, get, local_location, velero, wait_phase
 
 from strongroom.sandbox import runner
 from strongroom.sandbox.runtime import volume_dir
+
+__all__ = ["public_clouds"]  # fixture
 
 pytestmark = pytest.mark.integration
 
@@ -36,14 +52,30 @@ BACKUP_TIMEOUT = 120.0
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, Path]]:
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, public_clouds: PublicClouds
+) -> Iterator[tuple[Sandbox, Path]]:
     """A sandbox with strongroom installed (server and node agents running in it) and a location."""
     directory = tmp_path_factory.mktemp("volume-sandbox")
     state = runner.start_detached(directory, port=None, nodes=2, insecure=False)
     sandbox = Sandbox(directory, state.kubeconfig, state.server)
     storage = tmp_path_factory.mktemp("volume-storage")
+    proxy = public_clouds.environment
     try:
-        strongroom(sandbox, "install", "--namespace", NS, "--use-node-agent", "--wait", "--timeout", "120")
+        strongroom(
+            sandbox,
+            "install",
+            "--namespace",
+            NS,
+            "--use-node-agent",
+            "--https-proxy",
+            proxy["HTTPS_PROXY"],
+            "--no-proxy",
+            proxy["NO_PROXY"],
+            "--wait",
+            "--timeout",
+            "120",
+        )
         apply_yaml(sandbox, local_location("default", NS, storage, default=True))
         wait_phase(sandbox, "backupstoragelocation", "default", NS, ("Available",), timeout=60)
         sandbox.kubectl(
@@ -407,3 +439,114 @@ def test_failing_hooks_follow_their_on_error(cluster: tuple[Sandbox, Path]) -> N
     assert not (data_dir(sandbox, namespace) / "second-hook-ran").exists()
     logs = strongroom(sandbox, "backup", "describe", "hooks-fail", "--details", "-n", NS, check=False)
     assert "exit" in (logs.stdout + logs.stderr).lower()
+
+
+def cloud_location(sandbox: Sandbox, clouds: PublicClouds, cloud: CloudLocation, **config: str) -> str:
+    """A BackupStorageLocation and its credentials Secret for ``cloud``, as on a cluster whose proxy inspects
+    TLS: no endpoint (unless ``config`` sets one), the proxy's CA as caCert."""
+    name = f"{cloud.provider}-{cloud.bucket}"
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": f"{name}-credentials", "namespace": NS},
+        "data": {"cloud": base64.b64encode(cloud.credentials.encode()).decode()},
+    }
+    location = velero(
+        "BackupStorageLocation",
+        name,
+        NS,
+        provider=cloud.provider,
+        objectStorage={"bucket": cloud.bucket, "prefix": "velero", "caCert": clouds.ca_cert},
+        config={**cloud.config, **config},
+        credential={"name": f"{name}-credentials", "key": "cloud"},
+    )
+    apply_yaml(sandbox, secret, location)
+    wait_phase(sandbox, "backupstoragelocation", name, NS, ("Available",), timeout=60)
+    return name
+
+
+def restic_snapshot_files(cloud: CloudLocation, namespace: str) -> list[str]:
+    """restic's snapshot files in the namespace's repository, read from the bucket past strongroom."""
+    return sorted(key for key in cloud.listing() if key.startswith(f"velero/restic/{namespace}/snapshots/"))
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_file_system_backup_into_azure_and_gcs_through_the_clusters_proxy(
+    cluster: tuple[Sandbox, Path], public_clouds: PublicClouds, provider: str
+) -> None:
+    sandbox, _ = cluster
+    cloud = public_clouds.location(provider)
+    location = cloud_location(sandbox, public_clouds, cloud)
+    namespace = f"fs-{provider}"
+    data = deploy(sandbox, namespace, annotations={"backup.velero.io/backup-volumes": "data"})
+    expected = fill(data)
+
+    done = run_backup(sandbox, f"{provider}-fs", includedNamespaces=[namespace], storageLocation=location)
+    assert done["status"]["phase"] == "Completed", done["status"]
+    (pvb,) = pod_volume_backups(sandbox, f"{provider}-fs")
+    assert pvb["status"]["phase"] == "Completed", pvb["status"]
+    # The repository is where Velero keeps it, addressed as Velero addresses it.
+    scheme = "azure" if provider == "azure" else "gs"
+    identifier = f"{scheme}:{cloud.bucket}:/velero/restic/{namespace}"
+    assert pvb["spec"]["repoIdentifier"] == identifier
+    (repository,) = [
+        r
+        for r in sandbox.kubectl_json("get", "backuprepositories", "-n", NS)["items"]
+        if r["spec"]["backupStorageLocation"] == location
+    ]
+    assert repository["spec"]["resticIdentifier"] == identifier
+    assert f"velero/restic/{namespace}/config" in cloud.listing()
+    assert len(restic_snapshot_files(cloud, namespace)) == 1
+
+    delete_namespace(sandbox, namespace)
+    restored = run_restore(sandbox, f"{provider}-fs-restore", f"{provider}-fs")
+    assert restored["status"]["phase"] == "Completed", restored["status"]
+    sandbox.kubectl("rollout", "status", "deployment/db", "-n", namespace, "--timeout=60s")
+    assert checksums(data_dir(sandbox, namespace)) == expected
+
+    # Deleting the backup forgets its snapshot in the cloud's repository.
+    apply_yaml(
+        sandbox, velero("DeleteBackupRequest", f"delete-{provider}-fs", NS, backupName=f"{provider}-fs")
+    )
+    request = wait_phase(
+        sandbox, "deletebackuprequest", f"delete-{provider}-fs", NS, ("Processed",), timeout=60
+    )
+    assert not request["status"].get("errors"), request["status"]
+    assert restic_snapshot_files(cloud, namespace) == []
+
+    # Everything reached the cloud by its public name through the proxy, and nothing else was asked for.
+    assert {AZURE_PUBLIC_HOST if provider == "azure" else GCS_PUBLIC_HOST} <= set(public_clouds.proxy.tunnels)
+    assert public_clouds.proxy.refused == []
+    shown = json.dumps([pvb, repository, get(sandbox, "backupstoragelocation", location, NS)])
+    assert not any(secret in shown for secret in cloud.secrets)
+
+
+def test_a_volume_for_an_azure_endpoint_restic_cannot_reach_fails_with_the_reason(
+    cluster: tuple[Sandbox, Path], public_clouds: PublicClouds
+) -> None:
+    sandbox, _ = cluster
+    cloud = public_clouds.location("azure")
+    # Azurite's own address: the server stores objects there; restic 0.14 cannot reach it.
+    location = cloud_location(sandbox, public_clouds, cloud, storageAccountURI=public_clouds.azure.endpoint)
+    namespace = "fs-azure-stack"
+    deploy(sandbox, namespace, annotations={"backup.velero.io/backup-volumes": "data"})
+
+    done = run_backup(sandbox, "azure-stack-fs", includedNamespaces=[namespace], storageLocation=location)
+    assert done["status"]["phase"] == "PartiallyFailed", done["status"]
+    assert pod_volume_backups(sandbox, "azure-stack-fs") == []
+    # The reason is the backup's error on the namespace, as `backup describe` shows it.
+    results = json.loads(
+        gzip.decompress(cloud.read("velero/backups/azure-stack-fs/azure-stack-fs-results.gz"))
+    )
+    (message,) = results["errors"]["namespaces"][namespace]
+    assert message.startswith(f"volume data of pod {namespace}/db-")
+    assert (
+        f"is not backed up: the file-system backup repository for namespace {namespace} is not ready"
+        in message
+    )
+    assert "file-system backup (restic) cannot reach the storage account's endpoint" in message
+    assert public_clouds.azure.endpoint in message
+    # The API objects are in the bucket; nothing of restic is.
+    listing = cloud.listing()
+    assert "velero/backups/azure-stack-fs/velero-backup.json" in listing
+    assert not any(key.startswith("velero/restic/") for key in listing)

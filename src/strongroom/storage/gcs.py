@@ -439,8 +439,10 @@ class GcsObjectStore(ObjectStore):
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         # The proxy is decided once, as Go programs decide it (NO_PROXY CIDRs included); left to
-        # requests, every request would look it up again and read ~/.netrc.
+        # requests, every request would look it up again and read ~/.netrc. The CA bundle the
+        # environment names is still honoured, as requests would.
         session.trust_env = False
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         endpoint = settings.endpoint or f"https://storage.{settings.universe_domain or 'googleapis.com'}"
         proxy = ProxySettings.from_env(os.environ).proxy_for(endpoint)
         if proxy:
