@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from strongroom.controller.context import ServerContext
     from strongroom.controller.locations import Locations
     from strongroom.kube import Discovery, KubeClient
+    from strongroom.storage import StoreCredentials
 
 __all__ = ["doctor"]
 
@@ -124,6 +125,7 @@ async def _diagnose(
             for check in (
                 lib.INVALID_DIRECTORIES,
                 lib.MALFORMED_CREDENTIALS,
+                lib.RESTIC_UNREACHABLE,
                 lib.REGION_MISMATCH,
                 lib.STUCK,
                 lib.MISSING_REPOSITORY,
@@ -172,8 +174,13 @@ async def _location_checks(ctx: ServerContext) -> list[Finding]:
         all_locations = await locations.all()
     except StrongroomError as exc:
         why = f"could not list BackupStorageLocations: {exc.message}"
-        return lib.skipped(lib.INVALID_DIRECTORIES, why) + lib.skipped(lib.MALFORMED_CREDENTIALS, why)
+        return [
+            *lib.skipped(lib.INVALID_DIRECTORIES, why),
+            *lib.skipped(lib.MALFORMED_CREDENTIALS, why),
+            *lib.skipped(lib.RESTIC_UNREACHABLE, why),
+        ]
     credentials: dict[str, str | None] = {}
+    reach: dict[str, tuple[str, str] | None] = {}
     providers: dict[str, str] = {}
     directories: dict[str, str | None] = {}
     unreadable: list[str] = []
@@ -183,11 +190,13 @@ async def _location_checks(ctx: ServerContext) -> list[Finding]:
         if provider not in ("local", ""):
             providers[name] = provider.removeprefix("velero.io/")
             try:
-                await locations.credentials(location)
+                parsed = await locations.credentials(location)
                 credentials[name] = None
             except StrongroomError as exc:
                 credentials[name] = exc.message
                 continue
+            if _provider_kind(provider) in ("azure", "gcp"):
+                reach[name] = _restic_reach(location, parsed)
         try:
             store = await locations.store(location)
         except StrongroomError as exc:
@@ -205,7 +214,29 @@ async def _location_checks(ctx: ServerContext) -> list[Finding]:
         found = lib.skipped(lib.INVALID_DIRECTORIES, "no store could be read: " + "; ".join(unreadable))
     elif not all_locations:
         found = lib.skipped(lib.INVALID_DIRECTORIES, f"no BackupStorageLocation in {ctx.namespace}")
-    return found + lib.malformed_credentials(credentials, providers)
+    return found + lib.malformed_credentials(credentials, providers) + lib.restic_unreachable(reach)
+
+
+def _provider_kind(provider: str) -> str | None:
+    from strongroom.storage import provider_kind
+
+    try:
+        return provider_kind(provider)
+    except StorageConfigError:
+        return None
+
+
+def _restic_reach(
+    location: Mapping[str, Any], credentials: StoreCredentials | None
+) -> tuple[str, str] | None:
+    """Why the node agents' restic cannot reach the location, and what to change; None when it can."""
+    from strongroom.volumes import RepositoryLocation
+
+    try:
+        RepositoryLocation.from_location(location, credentials).check_restic_reachable()
+    except StrongroomError as exc:
+        return exc.message, exc.hint or ""
+    return None
 
 
 async def _regions(ctx: ServerContext, discovery: Discovery) -> list[Finding]:

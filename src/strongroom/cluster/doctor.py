@@ -1,7 +1,8 @@
 """``strongroom doctor``: the troubleshooting chapter of the guide, as checks over what a cluster holds.
 
 Each known problem of the chapter (invalid top-level directories, a malformed
-credentials file, a snapshot location in another region than the volumes, a
+credentials file, an Azure or GCS location file-system backup cannot use, a
+snapshot location in another region than the volumes, a
 Backup stuck InProgress, a restic repository whose bucket was emptied,
 permission denied on root_squash NFS volumes, a Restore PartiallyFailed by
 DeploymentConfigs) is one pure function here: plain dicts and strings in, a
@@ -32,6 +33,7 @@ __all__ = [
     "missing_repositories",
     "nfs_permission_denied",
     "region_mismatch",
+    "restic_unreachable",
     "skipped",
     "stuck_runs",
 ]
@@ -139,6 +141,21 @@ def malformed_credentials(
         if message
     ]
     return problems or _ok(MALFORMED_CREDENTIALS, f"the credentials of {len(probes)} location(s) parse")
+
+
+RESTIC_UNREACHABLE = "fs-backup-location"
+
+
+def restic_unreachable(probes: Mapping[str, tuple[str, str] | None]) -> list[Finding]:
+    """``probes``: Azure and GCS location name -> (why restic cannot reach it, what to change), None when it can."""
+    if not probes:
+        return skipped(RESTIC_UNREACHABLE, "no Azure or GCS BackupStorageLocation")
+    problems = [
+        Finding(RESTIC_UNREACHABLE, Status.problem, f"BackupStorageLocation/{name}", *probe)
+        for name, probe in sorted(probes.items())
+        if probe
+    ]
+    return problems or _ok(RESTIC_UNREACHABLE, f"restic reaches the {len(probes)} Azure or GCS location(s)")
 
 
 REGION_MISMATCH = "snapshot-location-region"

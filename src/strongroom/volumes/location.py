@@ -30,13 +30,17 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strongroom.errors import StorageConfigError, UsageError
 from strongroom.storage import Layout, ObjectStore, StoreCredentials, open_store, provider_kind
 from strongroom.storage.credentials import AwsCredentials
 from strongroom.storage.s3 import S3Settings
 from strongroom.volumes.restic import ResticTarget
+
+if TYPE_CHECKING:
+    from strongroom.storage.azure import AzureSettings
+    from strongroom.storage.gcs import GcsSettings
 
 __all__ = ["RepositoryLocation"]
 
@@ -174,7 +178,15 @@ class RepositoryLocation:
             options=tuple(options),
         )
 
-    def _azure_target(self, url: str, password: str, scratch_dir: Path) -> ResticTarget:
+    def check_restic_reachable(self) -> None:
+        """Refuse (StorageConfigError, with what to change) a location restic cannot reach; writes nothing."""
+        kind = self.kind
+        if kind == "azure":
+            self._azure_settings()
+        elif kind == "gcp":
+            self._gcs_settings()
+
+    def _azure_settings(self) -> AzureSettings:
         from strongroom.storage.azure import AzureCredentials, AzureSettings  # the SDK loads only when used
 
         credentials = self.credentials if isinstance(self.credentials, AzureCredentials) else None
@@ -196,6 +208,11 @@ class RepositoryLocation:
                 hint=f"{_RESTIC_AZURE_HINT}: put the key in the credentials (AZURE_STORAGE_ACCOUNT_ACCESS_KEY=...) "
                 "and name it in config.storageAccountKeyEnvVar",
             )
+        return settings
+
+    def _azure_target(self, url: str, password: str, scratch_dir: Path) -> ResticTarget:
+        settings = self._azure_settings()
+        assert settings.account_key is not None  # checked by _azure_settings
         return ResticTarget(
             url=url,
             password=password,
@@ -203,7 +220,7 @@ class RepositoryLocation:
             ca_cert_file=_write_ca(scratch_dir, settings.ca_cert_pem) if settings.ca_cert_pem else None,
         )
 
-    def _gcs_target(self, url: str, password: str, scratch_dir: Path) -> ResticTarget:
+    def _gcs_settings(self) -> GcsSettings:
         from strongroom.storage.gcs import GcpCredentials, GcsSettings  # the SDK loads only when used
 
         credentials = self.credentials if isinstance(self.credentials, GcpCredentials) else None
@@ -222,6 +239,10 @@ class RepositoryLocation:
                 hint="restic (0.14) reaches Google Cloud Storage only at storage.googleapis.com: keep pod volume "
                 "data in a location without storeEndpoint, an aws (S3-compatible) location, or use CSI snapshots",
             )
+        return settings
+
+    def _gcs_target(self, url: str, password: str, scratch_dir: Path) -> ResticTarget:
+        settings = self._gcs_settings()
         environment: dict[str, str] = {}
         if settings.credentials is not None:
             environment["GOOGLE_APPLICATION_CREDENTIALS"] = str(

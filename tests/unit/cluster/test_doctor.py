@@ -222,3 +222,50 @@ def test_malformed_credentials_show_the_format_of_each_provider() -> None:
         "AZURE_STORAGE_ACCOUNT_ACCESS_KEY" in fixes["azure"] and "cloud-credentials-azure" in fixes["azure"]
     )
     assert "JSON key" in fixes["gcp"] and "cloud-credentials-gcp" in fixes["gcp"]
+
+
+def _azure_location(**config: str) -> dict[str, Any]:
+    base = {"storageAccount": "velerostore", "storageAccountKeyEnvVar": "AZURE_STORAGE_ACCOUNT_ACCESS_KEY"}
+    return _obj(
+        "azure", spec={"provider": "azure", "objectStorage": {"bucket": "c"}, "config": {**base, **config}}
+    )
+
+
+def test_locations_restic_cannot_reach_are_problems_with_what_to_change() -> None:
+    from strongroom.cli.doctor import _restic_reach
+    from strongroom.storage.azure import parse_azure_credentials
+
+    credentials = parse_azure_credentials(
+        "AZURE_STORAGE_ACCOUNT_ACCESS_KEY=c2VjcmV0LWtleQ==\nAZURE_CLOUD_NAME=AzurePublicCloud\n"
+    )
+    probes = {
+        "public": _restic_reach(_azure_location(), credentials),
+        "stack": _restic_reach(
+            _azure_location(storageAccountURI="https://azs.local/velerostore"), credentials
+        ),
+        "gcs-private": _restic_reach(
+            _obj(
+                "gcs-private",
+                spec={
+                    "provider": "gcp",
+                    "objectStorage": {"bucket": "b"},
+                    "config": {"storeEndpoint": "https://gcs.internal"},
+                },
+            ),
+            None,
+        ),
+    }
+    assert probes["public"] is None
+    found = doctor.restic_unreachable(probes)
+    assert [(f.status, f.subject) for f in found] == [
+        (Status.problem, "BackupStorageLocation/gcs-private"),
+        (Status.problem, "BackupStorageLocation/stack"),
+    ]
+    assert "https://gcs.internal" in found[0].found and "storage.googleapis.com" in found[0].fix
+    assert "https://azs.local/velerostore" in found[1].found and "blob.core.windows.net" in found[1].fix
+    assert "c2VjcmV0LWtleQ==" not in str(found)
+
+
+def test_restic_reach_is_ok_when_every_location_is_reachable_and_skipped_without_any() -> None:
+    assert _statuses(doctor.restic_unreachable({"public": None})) == [Status.ok]
+    assert _statuses(doctor.restic_unreachable({})) == [Status.skipped]
