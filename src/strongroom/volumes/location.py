@@ -107,7 +107,7 @@ class RepositoryLocation:
                 hint="remove it: repositories always live under <prefix>/restic/<namespace> of the location, "
                 "where strongroom can tell a missing repository from an unreachable one",
             )
-        self.kind  # noqa: B018 - refuses an unknown provider
+        provider_kind(self.provider)  # an unknown provider is refused here
 
     def config_key(self, namespace: str) -> str:
         """The key of the repository's ``config`` object, relative to the location's prefix."""

@@ -78,8 +78,9 @@ _SECRET_VARIABLES: Final = (
     "GOOGLE_ACCESS_TOKEN",
 )
 # When the location gives credentials (the first name), the process's own credentials of the same
-# store must not override or mix with them (restic 0.14 prefers a SAS to nothing, and
-# GOOGLE_ACCESS_TOKEN to any key file): explicit keys win, as in Velero.
+# store must not override or mix with them (restic 0.14 takes GOOGLE_ACCESS_TOKEN before any key
+# file, and an AWS profile's session token would be sent with the location's keys): explicit keys
+# win, as in Velero.
 _OVERRIDDEN_BY: Final = (
     (
         "AWS_ACCESS_KEY_ID",
