@@ -47,42 +47,36 @@ def intercepting_proxy(state_dir: Path, routes: Mapping[str, tuple[str, int]]) -
     """Run the proxy until the block ends; ``routes`` maps a host name to the emulator's (host, port)."""
     pki = ensure_pki(state_dir, hosts=tuple(routes))
     context = _server_context(pki)
-    ready = threading.Event()
+    proxy = InterceptingProxy(url="", ca_pem=pki.ca_cert.read_text())
     loop = asyncio.new_event_loop()
-    state: dict[str, object] = {}
+    ready = threading.Event()
+    stop = asyncio.Event()
 
     async def serve() -> None:
         server = await asyncio.start_server(
             lambda reader, writer: _handle(reader, writer, routes, context, proxy), HOST, 0
         )
-        state["server"] = server
-        state["port"] = server.sockets[0].getsockname()[1]
+        proxy.url = f"http://{HOST}:{server.sockets[0].getsockname()[1]}"
         ready.set()
         async with server:
-            await server.serve_forever()
+            await stop.wait()
+            # The open tunnels end first: closing the server may wait for its connections.
+            server.close()
+            tunnels = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tunnels:
+                task.cancel()
+            await asyncio.gather(*tunnels, return_exceptions=True)
 
-    proxy = InterceptingProxy(url="", ca_pem=pki.ca_cert.read_text())
-    thread = threading.Thread(target=lambda: _run(loop, serve()), name="intercepting-proxy", daemon=True)
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), name="intercepting-proxy")
     thread.start()
-    if not ready.wait(10):
-        raise AssertionError("the intercepting proxy did not start")
-    proxy.url = f"http://{HOST}:{state['port']}"
     try:
+        if not ready.wait(10):
+            raise AssertionError("the intercepting proxy did not start")
         yield proxy
     finally:
-        server = state["server"]
-        assert isinstance(server, asyncio.Server)
-        loop.call_soon_threadsafe(server.close)
-        for task in asyncio.all_tasks(loop):
-            loop.call_soon_threadsafe(task.cancel)
+        loop.call_soon_threadsafe(stop.set)
         thread.join(timeout=10)
-
-
-def _run(loop: asyncio.AbstractEventLoop, main: object) -> None:
-    asyncio.set_event_loop(loop)
-    with contextlib.suppress(asyncio.CancelledError):
-        loop.run_until_complete(main)  # type: ignore[arg-type]
-    loop.close()
+        loop.close()
 
 
 def _server_context(pki: Pki) -> ssl.SSLContext:
