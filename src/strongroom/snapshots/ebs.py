@@ -5,8 +5,8 @@ volumes' region and, optionally, the profile of its credentials file:
 
 =======================  =================================================
 ``region``               required: where the volumes and snapshots are
-``profile``              the credentials file's profile (default ``default``)
-``credentialsFile``      a credentials file on the server (instead of the Secret)
+``profile``              the profile of ``credentialsFile`` (default ``default``)
+``credentialsFile``      a credentials file on the server, when none is passed
 ``enableSharedConfig``   accepted (only the credentials file is read)
 ``ebsKmsKeyId``          restored volumes are encrypted with this KMS key
 =======================  =================================================
@@ -36,7 +36,7 @@ from typing import Any, Final
 
 from strongroom.errors import NotFoundError, StorageConfigError, StrongroomError
 from strongroom.storage.config import check_config_keys
-from strongroom.storage.credentials import AwsCredentials
+from strongroom.storage.credentials import DEFAULT_PROFILE, AwsCredentials, load_credentials_file
 
 __all__ = [
     "EBS_CSI_DRIVER",
@@ -89,6 +89,10 @@ class EbsSettings:
     ) -> EbsSettings:
         values = dict(config or {})
         check_config_keys(values, VELERO_AWS_SNAPSHOT_CONFIG_KEYS)
+        if credentials is None and values.get("credentialsFile"):
+            credentials = load_credentials_file(
+                values["credentialsFile"], values.get("profile") or DEFAULT_PROFILE
+            )
         region = values.get("region", "").strip()
         if not region:
             raise StorageConfigError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -85,3 +86,17 @@ def test_snapshot_location_config_follows_velero_aws_plugin() -> None:
     assert "snapshotLocations" in (caught.value.hint or "")
     with pytest.raises(StorageConfigError, match=r"config has invalid keys \[s3Url\]"):
         EbsSettings.from_velero_config({"region": "us-east-1", "s3Url": "http://x"})
+
+
+def test_a_credentials_file_named_in_the_config_is_read_for_its_profile(tmp_path: Path) -> None:
+    path = tmp_path / "credentials"
+    path.write_text(
+        "[default]\naws_access_key_id=AKIADEFAULT\naws_secret_access_key=one\n"
+        "[backups]\naws_access_key_id=AKIABACKUPS\naws_secret_access_key=two\n"
+    )
+    settings = EbsSettings.from_velero_config(
+        {"region": "us-east-1", "credentialsFile": str(path), "profile": "backups"}
+    )
+    assert settings.credentials is not None
+    assert settings.credentials.access_key_id == "AKIABACKUPS"
+    assert "two" not in repr(settings)
