@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
@@ -776,7 +775,11 @@ def _api_client(configuration: Configuration) -> ApiClient:
     """The API client for a loaded configuration, however it was loaded (kubeconfig or pod)."""
     configuration.connection_pool_maxsize = max(POOL_SIZE, configuration.connection_pool_maxsize or 0)
     if not configuration.proxy:
-        configuration.proxy = _environment_proxy(configuration.host or "")
+        # HTTPS_PROXY/HTTP_PROXY unless NO_PROXY exempts the server, CIDRs included, as for Go clients:
+        # OpenShift exempts its service network, where the in-cluster API is.
+        from strongroom.model.proxy import environment_proxy
+
+        configuration.proxy = environment_proxy(configuration.host or "")
     api = ApiClient(configuration)
     api.user_agent = f"strongroom/{__version__}"
     # The proxy from the environment is settled above, once: left to aiohttp
@@ -786,11 +789,3 @@ def _api_client(configuration: Configuration) -> ApiClient:
     if isinstance(session, aiohttp.ClientSession) and hasattr(session, "_trust_env"):
         session._trust_env = False
     return api
-
-
-def _environment_proxy(server: str) -> str | None:
-    """The proxy ``HTTPS_PROXY``/``HTTP_PROXY`` name for the API server, unless ``NO_PROXY`` exempts it
-    (CIDRs included, as for Go clients: OpenShift exempts its service network, where the in-cluster API is)."""
-    from strongroom.model.proxy import ProxySettings
-
-    return ProxySettings.from_env(os.environ).proxy_for(server)

@@ -14,12 +14,13 @@ would send in-cluster traffic (the API at 172.30.0.1) to the proxy.
 from __future__ import annotations
 
 import ipaddress
+import os
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ProxySettings", "redact_url"]
+__all__ = ["ProxySettings", "environment_proxy", "redact_url"]
 
 
 def redact_url(url: str) -> str:
@@ -130,6 +131,12 @@ class ProxySettings:
         if self.bypassed(parts.hostname, parts.port or _default_port(scheme)):
             return None
         return proxy
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy ``HTTPS_PROXY``/``HTTP_PROXY`` of this process name for ``url``, unless ``NO_PROXY``
+    exempts it (CIDRs included, as for Go clients: OpenShift exempts its service network)."""
+    return ProxySettings.from_env(os.environ).proxy_for(url)
 
 
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

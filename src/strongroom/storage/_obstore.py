@@ -35,7 +35,7 @@ from obstore.exceptions import (
 )
 
 from strongroom.errors import ObjectNotFound, StorageConfigError, StorageError
-from strongroom.model.proxy import ProxySettings
+from strongroom.model.proxy import environment_proxy
 from strongroom.storage.base import ObjectInfo, ObjectStore, PutData, normalize_prefix, validate_key
 
 if TYPE_CHECKING:
@@ -550,7 +550,7 @@ def client_config(
         client["root_certificate"] = ca_cert_pem
     if insecure_skip_tls_verify:
         client["allow_invalid_certificates"] = True
-    proxy = ProxySettings.from_env(os.environ).proxy_for(endpoint)
+    proxy = environment_proxy(endpoint)
     if proxy:
         client["proxy_url"] = proxy
     return client

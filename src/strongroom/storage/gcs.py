@@ -81,7 +81,7 @@ with warnings.catch_warnings():
     from google.cloud.storage.retry import _should_retry  # type: ignore[import-untyped]
 
 from strongroom.errors import ObjectNotFound, StorageConfigError, StorageError
-from strongroom.model.proxy import ProxySettings
+from strongroom.model.proxy import environment_proxy
 from strongroom.storage._obstore import ProviderDetail, StoreOptions
 from strongroom.storage.base import ObjectInfo, ObjectStore, PutData, normalize_prefix, validate_key
 from strongroom.storage.config import check_config_keys
@@ -444,7 +444,7 @@ class GcsObjectStore(ObjectStore):
         session.trust_env = False
         session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         endpoint = settings.endpoint or f"https://storage.{settings.universe_domain or 'googleapis.com'}"
-        proxy = ProxySettings.from_env(os.environ).proxy_for(endpoint)
+        proxy = environment_proxy(endpoint)
         if proxy:
             session.proxies = {endpoint.split(":", 1)[0]: proxy}
         session.hooks["response"].append(_read_error_body)

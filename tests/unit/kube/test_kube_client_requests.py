@@ -504,16 +504,16 @@ async def test_missing_kubeconfig_or_context_is_a_usage_error(tmp_path: Path) ->
 def test_the_environment_proxy_is_settled_once_and_no_proxy_is_honoured(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from strongroom.kube.client import _environment_proxy
+    from strongroom.model.proxy import environment_proxy
 
     for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
-    assert _environment_proxy("https://api.example.com:6443") is None
+    assert environment_proxy("https://api.example.com:6443") is None
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
-    assert _environment_proxy("https://api.example.com:6443") == "http://proxy.internal:3128"
+    assert environment_proxy("https://api.example.com:6443") == "http://proxy.internal:3128"
     monkeypatch.setenv("NO_PROXY", ".example.com")
-    assert _environment_proxy("https://api.example.com:6443") is None
+    assert environment_proxy("https://api.example.com:6443") is None
     # In a pod on OpenShift: the API is at the service network's first address, exempted as a CIDR.
     monkeypatch.setenv("NO_PROXY", ".cluster.local,.svc,172.30.0.0/16")
-    assert _environment_proxy("https://172.30.0.1:443") is None
-    assert _environment_proxy("https://api.example.com:6443") == "http://proxy.internal:3128"
+    assert environment_proxy("https://172.30.0.1:443") is None
+    assert environment_proxy("https://api.example.com:6443") == "http://proxy.internal:3128"
