@@ -195,7 +195,7 @@ async def _location_checks(ctx: ServerContext) -> list[Finding]:
             except StrongroomError as exc:
                 credentials[name] = exc.message
                 continue
-            if _provider_kind(provider) in ("azure", "gcp"):
+            if providers[name] in ("azure", "gcp"):
                 reach[name] = _restic_reach(location, parsed)
         try:
             store = await locations.store(location)
@@ -215,15 +215,6 @@ async def _location_checks(ctx: ServerContext) -> list[Finding]:
     elif not all_locations:
         found = lib.skipped(lib.INVALID_DIRECTORIES, f"no BackupStorageLocation in {ctx.namespace}")
     return found + lib.malformed_credentials(credentials, providers) + lib.restic_unreachable(reach)
-
-
-def _provider_kind(provider: str) -> str | None:
-    from strongroom.storage import provider_kind
-
-    try:
-        return provider_kind(provider)
-    except StorageConfigError:
-        return None
 
 
 def _restic_reach(
