@@ -92,7 +92,6 @@ def node_agent(
         host_pods_root=host_pods_root,
         scratch_dir=scratch,
         restic_binary=restic,
-        environment=dict(os.environ),
     )
     configure_logging(log_level, "json" if log_format == "json" else "text")
 

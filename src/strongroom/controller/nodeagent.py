@@ -71,7 +71,8 @@ class NodeAgentOptions:
     host_pods_root: Path
     scratch_dir: Path
     restic_binary: str = "restic"
-    environment: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # restic's base environment; None: the agent's own.
+    environment: Mapping[str, str] | None = field(default=None, repr=False)
     # How many volumes this node copies at once (Velero's default is one).
     concurrency: int = 1
     # How often pending restores are checked against their pods.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,9 +29,6 @@ class VolumeData:
             RepositoryResources(ctx.resources.repositories, ctx.resources.secrets),
             ctx.namespace,
             scratch_dir=scratch / "restic",
-            # restic (init, and forget and prune when a backup is deleted) runs with the server's own
-            # environment, as the node agents' does: the cluster's proxy, CA bundles, cloud identities.
-            environment=dict(os.environ),
             clock=ctx.clock,
         )
 

@@ -191,7 +191,7 @@ class Repositories:
 
     ``namespace`` is the server's (where the Secret and the BackupRepository
     resources live); ``scratch_dir`` holds restic's cache and CA files;
-    ``environment`` is the base environment of restic processes.
+    ``environment`` is the base environment of restic processes (by default this process's own).
     """
 
     def __init__(
@@ -210,7 +210,7 @@ class Repositories:
         self._namespace = namespace
         self._scratch = scratch_dir
         self._binary = restic_binary
-        self._environment = dict(environment or {})
+        self._environment = None if environment is None else dict(environment)
         self._clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.passwords = RepositoryPasswords(kube, resources.secrets, namespace)
         self._locks: dict[tuple[str, str], _RepositoryLock] = {}

@@ -337,8 +337,8 @@ class Restic:
 
     ``cache_dir`` is restic's local cache (under the agent's scratch
     directory, so it never lands in a pod's volume); ``environment`` is the
-    base environment of every restic process (the entry point passes the
-    process's own, so proxies and instance credentials keep working).
+    base environment of every restic process, by default this process's own,
+    so that proxies, CA bundles and instance credentials keep working.
     """
 
     def __init__(
@@ -352,7 +352,7 @@ class Restic:
         self.target = target
         self._cache_dir = cache_dir
         self._binary = binary
-        self._base_environment = dict(environment or {})
+        self._base_environment = dict(os.environ if environment is None else environment)
         # Set by whoever initialised the repository just now: it holds no snapshot yet.
         self.created = False
 
