@@ -290,6 +290,8 @@ class Repositories:
         )
 
     async def _open(self, location: RepositoryLocation, namespace: str, *, create: bool) -> Restic:
+        # A location restic cannot reach is refused before the store is asked anything.
+        location.check_restic_reachable()
         store = await asyncio.to_thread(location.open_store)
         config_key = location.config_key(namespace)
         url = location.repository_url(namespace)
