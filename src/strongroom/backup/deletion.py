@@ -1,4 +1,4 @@
-"""Deleting a backup's volume data: its restic snapshots and its CSI snapshots.
+"""Deleting a backup's volume data: its restic snapshots, its native snapshots and its CSI snapshots.
 
 Called before the backup's files are removed (they say what to delete).
 restic snapshots are forgotten in each namespace's repository and the data
@@ -6,8 +6,9 @@ only they referenced is pruned. A CSI snapshot kept by the backup (its
 content's deletion policy was Retain) is deleted the way Velero does it: a
 VolumeSnapshotContent naming the snapshot handle is created with the
 deletion policy Delete, then deleted, and the CSI driver removes the
-snapshot. Every failure is returned as a message; nothing stops at the
-first one.
+snapshot. A native snapshot is deleted by the snapshotter of the
+VolumeSnapshotLocation it was taken with (found again by name). Every
+failure is returned as a message; nothing stops at the first one.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from strongroom.errors import NotFoundError, StrongroomError
 from strongroom.kube import Discovery, KubeClient
 from strongroom.model.labels import BACKUP_NAME_LABEL, valid_label_value
+from strongroom.snapshots.native import PHASE_COMPLETED, SnapshotterSource, VolumeSnapshotter
 from strongroom.storage.catalog import BackupCatalog
 from strongroom.volumes.location import RepositoryLocation
 from strongroom.volumes.repository import Repositories
@@ -52,13 +54,15 @@ async def delete_volume_data(
     *,
     repositories: Repositories | None,
     location: RepositoryLocation | None,
+    snapshotters: SnapshotterSource | None = None,
 ) -> list[str]:
-    """Forget the backup's restic snapshots and delete its CSI snapshots; the errors, if any."""
+    """Forget the backup's restic snapshots, delete its native and CSI snapshots; the errors, if any."""
     layout = catalog.layout
     errors: list[str] = []
     try:
         volume_backups = await _side_file(catalog, layout.backup_pod_volume_backups(backup))
         contents = await _side_file(catalog, layout.backup_csi_volume_snapshot_contents(backup))
+        native = await _side_file(catalog, layout.backup_volume_snapshots(backup))
     except (StrongroomError, ValueError, OSError) as exc:
         message = exc.message if isinstance(exc, StrongroomError) else str(exc)
         return [f"reading the volume data records of backup {backup} failed: {message}"]
@@ -82,8 +86,43 @@ async def delete_volume_data(
                     errors.append(
                         f"forgetting the restic snapshots of namespace {namespace} failed: {exc.message}"
                     )
+    if native:
+        errors += await _delete_native_snapshots(snapshotters, native)
     if contents:
         errors += await _delete_csi_snapshots(kube, discovery, contents, backup)
+    return errors
+
+
+async def _delete_native_snapshots(
+    snapshotters: SnapshotterSource | None, records: list[dict[str, Any]]
+) -> list[str]:
+    errors: list[str] = []
+    found: dict[str, VolumeSnapshotter | str] = {}
+    for record in records:
+        spec, status = record.get("spec") or {}, record.get("status") or {}
+        snapshot_id = status.get("providerSnapshotID")
+        if status.get("phase") != PHASE_COMPLETED or not snapshot_id:
+            continue  # a snapshot that failed left nothing to delete
+        where = str(spec.get("location") or "")
+        what = f"snapshot {snapshot_id} of persistent volume {spec.get('persistentVolumeName')}"
+        if snapshotters is None:
+            errors.append(f"{what} was not deleted: no access to volume snapshot locations here")
+            continue
+        if where not in found:
+            try:
+                found[where] = await snapshotters.snapshotter(where)
+            except StrongroomError as exc:
+                found[where] = str(exc)
+        snapshotter = found[where]
+        if isinstance(snapshotter, str):
+            errors.append(f"{what} was not deleted: {snapshotter}")
+            continue
+        try:
+            await snapshotter.delete_snapshot(str(snapshot_id))
+        except StrongroomError as exc:
+            errors.append(f"deleting {what} failed: {exc}")
+            continue
+        _log.info("deleted %s", what)
     return errors
 
 
@@ -137,9 +176,13 @@ async def _delete_csi_snapshots(
 
 
 async def has_volume_data(catalog: BackupCatalog, backup: str) -> bool:
-    """Whether the backup holds restic or CSI snapshots (deleting it then needs the cluster)."""
+    """Whether the backup holds restic, native or CSI snapshots (deleting it then needs the cluster)."""
     layout = catalog.layout
-    for key in (layout.backup_pod_volume_backups(backup), layout.backup_csi_volume_snapshot_contents(backup)):
+    for key in (
+        layout.backup_pod_volume_backups(backup),
+        layout.backup_volume_snapshots(backup),
+        layout.backup_csi_volume_snapshot_contents(backup),
+    ):
         if await _side_file(catalog, key):
             return True
     return False

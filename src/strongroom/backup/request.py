@@ -56,6 +56,7 @@ class BackupFlags:
     default_volumes_to_fs_backup: bool | None = None
     snapshot_volumes: bool | None = None
     csi_snapshot_timeout: str | None = None
+    volume_snapshot_locations: list[str] = field(default_factory=list)
 
 
 def parse_ordered_resources(text: str | None) -> dict[str, str] | None:
@@ -117,6 +118,8 @@ def build_backup(flags: BackupFlags, location: str) -> tuple[dict[str, Any], tim
         spec["defaultVolumesToFsBackup"] = flags.default_volumes_to_fs_backup
     if flags.snapshot_volumes is not None:
         spec["snapshotVolumes"] = flags.snapshot_volumes
+    if flags.volume_snapshot_locations:
+        spec["volumeSnapshotLocations"] = flags.volume_snapshot_locations
     if flags.csi_snapshot_timeout is not None:
         try:
             timeout = parse_duration(flags.csi_snapshot_timeout)

@@ -33,6 +33,7 @@ from strongroom.kube import Discovery, KubeClient
 from strongroom.model.filters import ResourceCatalog
 from strongroom.model.resources import ApiResource
 from strongroom.model.velero import Backup, format_timestamp
+from strongroom.snapshots.native import PHASE_COMPLETED, NativeLocation
 from strongroom.storage.catalog import BackupCatalog, FileDigest
 
 __all__ = ["BackupOutcome", "BackupRunner", "VolumeOptions"]
@@ -64,6 +65,8 @@ class VolumeOptions:
     """Run the backup's hooks (spec.hooks and pod annotations)."""
     default_to_fs_backup: bool = False
     fs_backup_timeout: timedelta | None = None
+    snapshot_locations: Sequence[NativeLocation] = ()
+    """The VolumeSnapshotLocations chosen for the backup, one per provider, for native snapshots."""
 
 
 @dataclass
@@ -243,6 +246,7 @@ class BackupRunner:
             repositories=volumes.repositories,
             hooks=self._hooks(manifest, volumes, run_log) if volumes.hooks else None,
             default_to_fs_backup=volumes.default_to_fs_backup,
+            snapshot_locations=volumes.snapshot_locations,
             **extra,
         )
 
@@ -258,6 +262,13 @@ class BackupRunner:
 
 def _volume_status(status: dict[str, Any], report: VolumeReport) -> None:
     """Velero's status counters for snapshots and hooks (left out when zero, as Go's omitempty does)."""
+    if report.volume_snapshots:
+        status["volumeSnapshotsAttempted"] = len(report.volume_snapshots)
+        completed = sum(
+            1 for item in report.volume_snapshots if item["status"].get("phase") == PHASE_COMPLETED
+        )
+        if completed:
+            status["volumeSnapshotsCompleted"] = completed
     if report.csi_attempted:
         status["csiVolumeSnapshotsAttempted"] = report.csi_attempted
         status["csiVolumeSnapshotsCompleted"] = report.csi_completed
@@ -272,6 +283,7 @@ def _volume_files(layout: Any, name: str, report: VolumeReport) -> dict[str, byt
     """The side files Velero stores for volume data; the empty ones stay as written above."""
     files: dict[str, bytes | Path] = {}
     for side_file, items in (
+        ("backup_volume_snapshots", report.volume_snapshots),
         ("backup_pod_volume_backups", report.pod_volume_backups),
         ("backup_csi_volume_snapshots", report.csi_snapshots),
         ("backup_csi_volume_snapshot_contents", report.csi_contents),

@@ -35,6 +35,8 @@ from strongroom.kube import Discovery, KubeClient
 from strongroom.model import labels as velero_labels
 from strongroom.model.duration import parse_duration
 from strongroom.model.resources import ApiResource
+from strongroom.snapshots.ebs import volume_zone
+from strongroom.snapshots.native import PHASE_COMPLETED, PHASE_FAILED, NativeLocation, snapshot_record
 from strongroom.volumes.location import RepositoryLocation
 from strongroom.volumes.repository import Repositories
 from strongroom.volumes.selection import defaults_to_fs_backup, select_pod_volumes
@@ -89,6 +91,8 @@ class VolumeReport:
     csi_contents: list[dict[str, Any]] = field(default_factory=list)
     csi_classes: list[dict[str, Any]] = field(default_factory=list)
     volume_infos: list[dict[str, Any]] = field(default_factory=list)
+    volume_snapshots: list[dict[str, Any]] = field(default_factory=list)
+    """Native snapshots, as Velero's ``volume.Snapshot`` records."""
     csi_attempted: int = 0
     csi_completed: int = 0
     hooks_attempted: int = 0
@@ -110,6 +114,7 @@ class VolumeBackups:
         hooks: BackupHookRunner | None = None,
         default_to_fs_backup: bool = False,
         fs_backup_timeout: timedelta = DEFAULT_FS_BACKUP_TIMEOUT,
+        snapshot_locations: Sequence[NativeLocation] = (),
         poll: float = 0.25,
     ) -> None:
         self._kube = kube
@@ -149,6 +154,10 @@ class VolumeBackups:
         self._class_cache: dict[str, dict[str, Any] | None] = {}
         self._unlabelled_classes: dict[str, list[str]] = {}
         self._snapshot_cleanup: list[tuple[str, str, str]] = []
+        self._native_locations = list(snapshot_locations)
+        # PVs whose claim got a CSI snapshot: no native snapshot on top (Velero's #4758).
+        self._csi_volumes: set[str] = set()
+        self._native_taken: list[tuple[NativeLocation, str]] = []
 
     # ------------------------------------------------------------------ setup
 
@@ -173,6 +182,9 @@ class VolumeBackups:
             return await self._process_pods(items)
         if resource.group_resource == "persistentvolumeclaims":
             await self._bounded(items, self._snapshot_claim)
+        elif resource.group_resource == "persistentvolumes":
+            if self._snapshot_volumes and self._native_locations:
+                await self._bounded(items, self._native_snapshot)
         elif resource.group_resource == f"volumesnapshotclasses.{SNAPSHOT_GROUP}":
             # The classes the snapshots used are stored with them already.
             taken = {c["metadata"]["name"] for c in self.report.csi_classes}
@@ -576,6 +588,7 @@ class VolumeBackups:
             self._csi_error(namespace, f"CSI snapshot of PVC {namespace}/{name} failed: {exc.message}")
             return
         self.report.csi_completed += 1
+        self._csi_volumes.add(volume_name)
         annotations = claim.setdefault("metadata", {}).setdefault("annotations", {})
         annotations[VOLUME_SNAPSHOT_NAME] = snapshot["metadata"]["name"]
         claim["metadata"].setdefault("labels", {})[VOLUME_SNAPSHOT_NAME] = velero_labels.valid_label_value(
@@ -747,6 +760,83 @@ class VolumeBackups:
                 self._results.warnings.add(namespace, message)
                 self._log.warning(message, namespace=namespace)
 
+    # --------------------------------------------------------------- native
+
+    async def _native_snapshot(self, pv: dict[str, Any]) -> None:
+        """Snapshot a PV through the first chosen VolumeSnapshotLocation that handles it (Velero's takePVSnapshot)."""
+        _, pv_name = _ns_name(pv)
+        claim_ref = (pv.get("spec") or {}).get("claimRef") or {}
+        claim = (str(claim_ref.get("namespace") or ""), str(claim_ref.get("name") or ""))
+        if pv_name in self._csi_volumes or claim in self._fs_claims:
+            # Its data is copied already: by the CSI snapshot of its claim, or by file-system backup.
+            return
+        namespace = claim[0] or None
+        chosen: tuple[NativeLocation, str] | None = None
+        for location in self._native_locations:
+            try:
+                volume_id = location.snapshotter.volume_id(pv)
+            except StrongroomError as exc:
+                self._native_error(namespace, f"persistent volume {pv_name}: {exc}")
+                return
+            if volume_id:
+                chosen = (location, volume_id)
+                break
+        if chosen is None:
+            self._log.info(
+                f"persistent volume {pv_name} is not a volume type of any volume snapshot location: "
+                "no native snapshot",
+                name=pv_name,
+            )
+            return
+        location, volume_id = chosen
+        zone = volume_zone(pv)
+        try:
+            volume_type, iops = await location.snapshotter.volume_info(volume_id)
+        except StrongroomError as exc:
+            self._native_error(
+                namespace, f"error getting volume info of persistent volume {pv_name} ({volume_id}): {exc}"
+            )
+            return
+        record = snapshot_record(
+            self._backup,
+            location=location.name,
+            pv_name=pv_name,
+            volume_id=volume_id,
+            volume_type=volume_type,
+            zone=zone,
+            iops=iops,
+        )
+        tags = {
+            **((self._backup.get("metadata") or {}).get("labels") or {}),
+            # Velero's tag names (not the label names).
+            "velero.io/backup": self._name,
+            "velero.io/pv": pv_name,
+        }
+        self.report.volume_snapshots.append(record)
+        try:
+            snapshot_id = await location.snapshotter.create_snapshot(volume_id, tags)
+        except StrongroomError as exc:
+            record["status"]["phase"] = PHASE_FAILED
+            self._native_error(
+                namespace, f"error taking snapshot of persistent volume {pv_name} ({volume_id}): {exc}"
+            )
+        else:
+            record["status"] = {"providerSnapshotID": snapshot_id, "phase": PHASE_COMPLETED}
+            self._native_taken.append((location, snapshot_id))
+            self._log.info(
+                f"Took snapshot {snapshot_id} of persistent volume {pv_name} ({volume_id}) "
+                f"with volume snapshot location {location.name}",
+                name=pv_name,
+            )
+        self.report.volume_infos.append(_native_volume_info(pv, claim, record))
+
+    def _native_error(self, namespace: str | None, message: str) -> None:
+        if namespace:
+            self._results.errors.add(namespace, message)
+        else:
+            self._results.errors.add_velero(message)
+        self._log.error(message, namespace=namespace)
+
     # ----------------------------------------------------------------- finish
 
     async def finish(self) -> VolumeReport:
@@ -781,11 +871,43 @@ class VolumeBackups:
         for namespace, snapshot, _content in self._snapshot_cleanup:
             await self._discard_snapshot(namespace, snapshot)
         self._snapshot_cleanup.clear()
+        for location, snapshot_id in self._native_taken:
+            with contextlib.suppress(StrongroomError):
+                await location.snapshotter.delete_snapshot(snapshot_id)
+        self._native_taken.clear()
 
 
 def _ns_name(obj: Mapping[str, Any]) -> tuple[str, str]:
     metadata = obj.get("metadata") or {}
     return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
+
+
+def _native_volume_info(
+    pv: Mapping[str, Any], claim: tuple[str, str], record: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The ``NativeSnapshot`` entry of the backup's volume info, as Velero writes it."""
+    spec, status = record["spec"], record["status"]
+    completed = status.get("phase") == PHASE_COMPLETED
+    return {
+        "pvcName": claim[1],
+        "pvcNamespace": claim[0],
+        "pvName": spec["persistentVolumeName"],
+        "backupMethod": "NativeSnapshot",
+        "snapshotDataMoved": False,
+        "skipped": False,
+        "result": "succeeded" if completed else "failed",
+        "nativeSnapshotInfo": {
+            "snapshotHandle": status.get("providerSnapshotID", ""),
+            "volumeType": spec.get("volumeType", ""),
+            "volumeAZ": spec.get("volumeAZ", ""),
+            "iops": str(spec.get("volumeIOPS") or 0),
+            "Phase": status.get("phase", ""),
+        },
+        "pvInfo": {
+            "reclaimPolicy": (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy", ""),
+            "labels": (pv.get("metadata") or {}).get("labels") or {},
+        },
+    }
 
 
 def _duration(value: Any, default: timedelta) -> timedelta:

@@ -35,6 +35,7 @@ from strongroom.cli.backup_flags import (
     SelectorOption,
     SnapshotVolumesOption,
     TtlOption,
+    VolumeSnapshotLocationsOption,
     backup_flags,
 )
 from strongroom.cli.common import (
@@ -143,6 +144,7 @@ def create(
     default_volumes_to_fs_backup: DefaultVolumesToFsBackupOption = None,
     snapshot_volumes: SnapshotVolumesOption = None,
     csi_snapshot_timeout: CsiSnapshotTimeoutOption = None,
+    volume_snapshot_locations: VolumeSnapshotLocationsOption = None,
     labels: LabelsOption = None,
     from_schedule: Annotated[
         str | None,
@@ -189,6 +191,7 @@ def create(
             default_volumes_to_fs_backup=default_volumes_to_fs_backup,
             snapshot_volumes=snapshot_volumes,
             csi_snapshot_timeout=csi_snapshot_timeout,
+            volume_snapshot_locations=volume_snapshot_locations,
             labels=labels,
         )
         if name is not None
@@ -227,10 +230,18 @@ def create(
             for warning in plan.warnings:
                 typer.echo(f"warning: {warning}", err=True)
             volumes = None
+            snapshot_warnings: list[str] = []
             if plan.discovery is not None:
-                volumes = await local_volume_options(
-                    kube, plan.discovery, plan.namespaces, location=location.name, namespace=target.namespace
+                volumes, snapshot_warnings = await local_volume_options(
+                    kube,
+                    plan.discovery,
+                    plan.namespaces,
+                    backup,
+                    location=location.name,
+                    namespace=target.namespace,
                 )
+                for warning in snapshot_warnings:
+                    typer.echo(f"warning: {warning}", err=True)
             with ProgressReporter(f"Backing up {name}") as progress:
                 runner = BackupRunner(kube, catalog, progress=progress.update)
                 return await runner.run(
@@ -239,6 +250,7 @@ def create(
                     plan.resources,
                     ttl=ttl_delta,
                     cluster_version=plan.cluster_version,
+                    warnings=snapshot_warnings,
                     volumes=volumes,
                 )
 

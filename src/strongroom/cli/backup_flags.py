@@ -31,6 +31,7 @@ __all__ = [
     "SelectorOption",
     "SnapshotVolumesOption",
     "TtlOption",
+    "VolumeSnapshotLocationsOption",
     "backup_flags",
 ]
 
@@ -88,7 +89,16 @@ SnapshotVolumesOption = Annotated[
     str | None,
     typer.Option(
         "--snapshot-volumes",
-        help="true or false: take snapshots of persistent volumes (CSI); default true.",
+        help="true or false: take snapshots of persistent volumes (CSI and native); default true.",
+    ),
+]
+VolumeSnapshotLocationsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--volume-snapshot-locations",
+        help="The volume snapshot locations to take native snapshots with, at most one per provider "
+        "(comma-separated or repeated). Default: the only location of each provider, else the server's "
+        "default for it.",
     ),
 ]
 CsiSnapshotTimeoutOption = Annotated[
@@ -119,6 +129,7 @@ def backup_flags(
     default_volumes_to_fs_backup: str | None = None,
     snapshot_volumes: str | None = None,
     csi_snapshot_timeout: str | None = None,
+    volume_snapshot_locations: list[str] | None = None,
 ) -> BackupFlags:
     """The flags as given on the command line (comma lists, a tri-state boolean), typed."""
     # Imported here, as the engine is: commands that only read backups start faster.
@@ -142,4 +153,5 @@ def backup_flags(
         ),
         snapshot_volumes=parse_bool_flag(snapshot_volumes, "--snapshot-volumes"),
         csi_snapshot_timeout=csi_snapshot_timeout,
+        volume_snapshot_locations=split_list(volume_snapshot_locations),
     )

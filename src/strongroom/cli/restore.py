@@ -154,8 +154,9 @@ def create(
 ) -> None:
     """Restore a backup into the cluster."""
     # Imported here, as in `backup create`: only this command needs the engine.
+    from strongroom.cli.volumes import local_snapshotters
     from strongroom.restore.request import RestoreFlags, backup_namespaces, build_restore, restore_options
-    from strongroom.restore.runner import RestoreRunner
+    from strongroom.restore.runner import RestoreRunner, RestoreVolumeOptions
 
     if from_backup and from_schedule:
         raise UsageError("either a backup or schedule must be specified, but not both")
@@ -234,7 +235,14 @@ def create(
                         err=True,
                     )
                 return await runner.run(
-                    restore, options, dry_run=dry_run, store=not location.read_only, discovery=discovery
+                    restore,
+                    options,
+                    dry_run=dry_run,
+                    store=not location.read_only,
+                    discovery=discovery,
+                    volumes=RestoreVolumeOptions(
+                        snapshotters=await local_snapshotters(kube, discovery, target.namespace)
+                    ),
                 )
 
     outcome = run(go())

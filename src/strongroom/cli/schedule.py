@@ -29,6 +29,7 @@ from strongroom.cli.backup_flags import (
     SelectorOption,
     SnapshotVolumesOption,
     TtlOption,
+    VolumeSnapshotLocationsOption,
     backup_flags,
 )
 from strongroom.cli.common import (
@@ -106,6 +107,7 @@ def create(
     default_volumes_to_fs_backup: DefaultVolumesToFsBackupOption = None,
     snapshot_volumes: SnapshotVolumesOption = None,
     csi_snapshot_timeout: CsiSnapshotTimeoutOption = None,
+    volume_snapshot_locations: VolumeSnapshotLocationsOption = None,
     labels: Annotated[
         list[str] | None, typer.Option("--labels", help="Labels for the schedule (key=value,...).")
     ] = None,
@@ -156,6 +158,7 @@ def create(
             default_volumes_to_fs_backup=default_volumes_to_fs_backup,
             snapshot_volumes=snapshot_volumes,
             csi_snapshot_timeout=csi_snapshot_timeout,
+            volume_snapshot_locations=volume_snapshot_locations,
         ),
         storage_location,
     )

@@ -64,6 +64,14 @@ def server(
             help="Location of backups that name none, when no location is marked default.",
         ),
     ] = "default",
+    default_snapshot_locations: Annotated[
+        str,
+        typer.Option(
+            "--default-volume-snapshot-locations",
+            help="The volume snapshot location of each provider that has several, as provider:name,... "
+            "(for backups that name none).",
+        ),
+    ] = "",
     validation_frequency: Annotated[
         str,
         typer.Option("--store-validation-frequency", help="How often locations are validated (0 = never)."),
@@ -127,6 +135,7 @@ def server(
         namespace=namespace or os.environ.get("POD_NAMESPACE") or DEFAULT_SERVER_NAMESPACE,
         default_backup_ttl=_duration(default_backup_ttl, "--default-backup-ttl"),
         default_location=default_location,
+        default_snapshot_locations=_provider_locations(default_snapshot_locations),
         store_validation_frequency=_duration(validation_frequency, "--store-validation-frequency"),
         backup_sync_period=_duration(sync_period, "--backup-sync-period"),
         gc_frequency=_duration(gc_frequency, "--garbage-collection-frequency"),
@@ -153,3 +162,21 @@ def server(
     configure_logging(log_level, "json" if log_format == "json" else "text")
 
     run_until_signalled(kubeconfig, kubecontext, lambda kube, stop: run_server(kube, options, stop=stop))
+
+
+def _provider_locations(text: str) -> tuple[tuple[str, str], ...]:
+    """``aws:east,gcp:main`` as (provider, location) pairs; a malformed entry is a usage error."""
+    pairs: list[tuple[str, str]] = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        provider, separator, name = entry.partition(":")
+        if not separator or not provider.strip() or not name.strip():
+            raise UsageError(
+                f"invalid --default-volume-snapshot-locations entry {entry!r}",
+                hint="write provider:location pairs separated by commas, e.g. aws:us-east",
+            )
+        if any(existing == provider.strip() for existing, _ in pairs):
+            raise UsageError(f"--default-volume-snapshot-locations names provider {provider.strip()!r} twice")
+        pairs.append((provider.strip(), name.strip()))
+    return tuple(pairs)

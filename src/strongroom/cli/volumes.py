@@ -19,7 +19,7 @@ from strongroom.errors import UsageError
 from strongroom.kube import Discovery, KubeClient
 from strongroom.storage.catalog import BackupCatalog
 
-__all__ = ["delete_local_volume_data", "local_volume_data", "local_volume_options"]
+__all__ = ["delete_local_volume_data", "local_snapshotters", "local_volume_data", "local_volume_options"]
 
 
 class _MissingLocation:
@@ -59,18 +59,50 @@ async def local_volume_options(
     kube: KubeClient,
     discovery: Discovery,
     namespaces: Sequence[str],
+    backup: dict[str, Any],
     *,
     location: str,
     namespace: str,
-) -> VolumeOptions:
-    """What a local-mode backup needs for hooks, CSI snapshots and file-system backup."""
+) -> tuple[VolumeOptions, list[str]]:
+    """What a local-mode backup needs for hooks, snapshots and file-system backup, and the warnings.
+
+    The volume snapshot locations are chosen as the server chooses them, and
+    recorded in the Backup's ``spec.volumeSnapshotLocations``; a choice that
+    fails validation is a UsageError.
+    """
     repositories: Any = _MissingLocation(location, namespace)
     volume_data = await local_volume_data(kube, discovery, namespace)
+    native: list[Any] = []
+    warnings: list[str] = []
+    spec = backup.setdefault("spec", {})
     if volume_data is not None:
         found = await volume_data.locations.get(location)
         if found is not None:
             repositories = await volume_data.for_backup(found)
-    return VolumeOptions(discovery=discovery, namespaces=namespaces, repositories=repositories)
+        choice = await volume_data.snapshot_locations.choose(
+            [str(name) for name in spec.get("volumeSnapshotLocations") or []]
+        )
+        if choice.errors:
+            raise UsageError("; ".join(choice.errors))
+        if choice.names:
+            spec["volumeSnapshotLocations"] = choice.names
+        native, warnings = choice.locations, choice.warnings
+    elif spec.get("volumeSnapshotLocations"):
+        raise UsageError(
+            "--volume-snapshot-locations needs strongroom's custom resources in the cluster "
+            "(the VolumeSnapshotLocations live there)",
+            hint="install them: strongroom install",
+        )
+    options = VolumeOptions(
+        discovery=discovery, namespaces=namespaces, repositories=repositories, snapshot_locations=native
+    )
+    return options, warnings
+
+
+async def local_snapshotters(kube: KubeClient, discovery: Discovery, namespace: str) -> Any | None:
+    """The cluster's volume snapshot locations, for a local-mode restore of native snapshots."""
+    volume_data = await local_volume_data(kube, discovery, namespace)
+    return volume_data.snapshot_locations if volume_data is not None else None
 
 
 async def delete_local_volume_data(
@@ -82,7 +114,7 @@ async def delete_local_volume_data(
     kubeconfig: str | None,
     kubecontext: str | None,
 ) -> list[str]:
-    """Forget a backup's restic snapshots and delete its CSI snapshots, through the cluster; the errors."""
+    """Forget a backup's restic snapshots, delete its native and CSI snapshots, through the cluster; the errors."""
     from strongroom.backup.deletion import delete_volume_data, has_volume_data
     from strongroom.cli.common import kube_client
 
@@ -101,4 +133,5 @@ async def delete_local_volume_data(
             location=await volume_data.location(found)
             if volume_data is not None and found is not None
             else None,
+            snapshotters=volume_data.snapshot_locations if volume_data is not None else None,
         )

@@ -25,7 +25,7 @@ from strongroom.backup.runner import BackupRunner, VolumeOptions
 from strongroom.controller.context import ServerContext, phase_of, stored_form
 from strongroom.controller.locations import Locations, is_read_only
 from strongroom.controller.runs import ProgressWriter, RunController
-from strongroom.controller.volumedata import VolumeData
+from strongroom.controller.volumedata import SnapshotChoice, VolumeData
 from strongroom.errors import ConflictError, StrongroomError
 from strongroom.model import labels as velero_labels
 from strongroom.model.duration import format_duration, parse_duration
@@ -57,6 +57,17 @@ class BackupController(RunController):
         schedule = (backup["metadata"].get("labels") or {}).get(velero_labels.SCHEDULE_NAME_LABEL, "")
         started = ctx.clock()
         request, location, errors = await self._validate(backup)
+        snapshots = SnapshotChoice()
+        if self._volume_data is not None and not errors:
+            # Velero's validateAndGetSnapshotLocations: the backup records the locations it snapshots with.
+            snapshots = await self._volume_data.snapshot_locations.choose(
+                [str(name) for name in request["spec"].get("volumeSnapshotLocations") or []]
+            )
+            errors = snapshots.errors
+            if snapshots.names:
+                request["spec"]["volumeSnapshotLocations"] = snapshots.names
+            else:
+                request["spec"].pop("volumeSnapshotLocations", None)
         labels = {"labels": request["metadata"].get("labels") or {}}
         ttl = parse_duration(str(request["spec"]["ttl"]))
         if errors:
@@ -109,6 +120,7 @@ class BackupController(RunController):
                     ),
                     default_to_fs_backup=ctx.config.default_volumes_to_fs_backup,
                     fs_backup_timeout=ctx.config.fs_backup_timeout,
+                    snapshot_locations=snapshots.locations,
                 )
             outcome = await runner.run(
                 stored_form(claimed),
@@ -116,7 +128,7 @@ class BackupController(RunController):
                 plan.resources,
                 ttl=ttl,
                 cluster_version=plan.cluster_version,
-                warnings=plan.warnings,
+                warnings=[*plan.warnings, *snapshots.warnings],
                 volumes=volumes,
             )
             final = dict(outcome.backup.get("status") or {})

@@ -107,6 +107,7 @@ class DeletionController:
                 backup_name,
                 repositories=self._volume_data.repositories if self._volume_data else None,
                 location=await self._volume_data.location(location) if self._volume_data else None,
+                snapshotters=self._volume_data.snapshot_locations if self._volume_data else None,
             )
             if volume_errors:
                 # Some volume data may be gone already: the backup is no longer whole, so it stays

@@ -25,6 +25,7 @@ from strongroom.model.velero import Restore, format_timestamp
 from strongroom.restore.priorities import DEFAULT_RESTORE_PRIORITIES, Priorities
 from strongroom.restore.request import backup_namespaces, restore_options
 from strongroom.restore.runner import RestoreRunner, RestoreVolumeOptions
+from strongroom.snapshots.native import SnapshotterSource
 
 __all__ = ["RestoreController"]
 
@@ -39,11 +40,17 @@ class RestoreController(RunController):
     noun = "restore"
 
     def __init__(
-        self, ctx: ServerContext, locations: Locations, *, priorities: Priorities = DEFAULT_RESTORE_PRIORITIES
+        self,
+        ctx: ServerContext,
+        locations: Locations,
+        *,
+        priorities: Priorities = DEFAULT_RESTORE_PRIORITIES,
+        snapshotters: SnapshotterSource | None = None,
     ) -> None:
         super().__init__(ctx, ctx.resources.restores, ctx.config.concurrent_restores)
         self._locations = locations
         self._priorities = priorities
+        self._snapshotters = snapshotters
 
     async def _process(self, restore: dict[str, Any]) -> None:
         ctx = self._ctx
@@ -95,7 +102,9 @@ class RestoreController(RunController):
                 discovery=discovery,
                 warnings=warnings,
                 volumes=RestoreVolumeOptions(
-                    helper_image=ctx.config.restore_helper_image, timeout=ctx.config.fs_backup_timeout
+                    helper_image=ctx.config.restore_helper_image,
+                    timeout=ctx.config.fs_backup_timeout,
+                    snapshotters=self._snapshotters,
                 ),
             )
             final = dict(outcome.restore.get("status") or {})

@@ -1,19 +1,28 @@
-"""The server's side of volume data: the file-system backup repositories of its locations."""
+"""The server's side of volume data: the file-system backup repositories and the volume snapshot locations."""
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from strongroom.backup.volumes import LocationRepositories
 from strongroom.controller.context import ServerContext
 from strongroom.controller.locations import Locations
+from strongroom.errors import NotFoundError, StrongroomError
+from strongroom.snapshots.native import (
+    NativeLocation,
+    UnsupportedProvider,
+    VolumeSnapshotter,
+    choose_locations,
+    snapshotter_for,
+)
 from strongroom.volumes.location import RepositoryLocation
 from strongroom.volumes.repository import Repositories, RepositoryResources
 
-__all__ = ["VolumeData"]
+__all__ = ["SnapshotChoice", "SnapshotLocations", "VolumeData"]
 
 
 class VolumeData:
@@ -31,6 +40,7 @@ class VolumeData:
             scratch_dir=scratch / "restic",
             clock=ctx.clock,
         )
+        self.snapshot_locations = SnapshotLocations(ctx, locations)
 
     async def location(self, location: Mapping[str, Any]) -> RepositoryLocation:
         """The location as the repositories address it, with its credentials."""
@@ -38,3 +48,58 @@ class VolumeData:
 
     async def for_backup(self, location: Mapping[str, Any]) -> LocationRepositories:
         return LocationRepositories(self.repositories, await self.location(location))
+
+
+@dataclass
+class SnapshotChoice:
+    """The volume snapshot locations of one backup: their names, snapshotters, and what is wrong."""
+
+    names: list[str] = field(default_factory=list)
+    """What the Backup records in ``spec.volumeSnapshotLocations``."""
+    locations: list[NativeLocation] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    """Validation errors: the backup fails validation."""
+
+
+class SnapshotLocations:
+    """The VolumeSnapshotLocations of the server's namespace and their snapshotters."""
+
+    def __init__(self, ctx: ServerContext, locations: Locations) -> None:
+        self._ctx = ctx
+        self._locations = locations
+
+    async def choose(self, named: Sequence[str]) -> SnapshotChoice:
+        """The backup's locations by Velero's rules, each with its snapshotter (built with its credentials)."""
+        ctx = self._ctx
+        available = await ctx.list(ctx.resources.snapshot_locations)
+        chosen, errors = choose_locations(named, available, dict(ctx.config.default_snapshot_locations))
+        choice = SnapshotChoice(errors=errors)
+        for location in chosen:
+            name = str(location["metadata"]["name"])
+            choice.names.append(name)
+            try:
+                snapshotter = await self._snapshotter_of(location)
+            except UnsupportedProvider as exc:
+                choice.warnings.append(str(exc))
+                continue
+            except StrongroomError as exc:
+                choice.errors.append(f"volume snapshot location {name}: {exc}")
+                continue
+            provider = str((location.get("spec") or {}).get("provider") or "")
+            choice.locations.append(NativeLocation(name, provider, snapshotter))
+        return choice
+
+    async def snapshotter(self, location: str) -> VolumeSnapshotter:
+        """The snapshotter of a location by name (restore, deletion); NotFoundError when it is gone."""
+        found = await self._ctx.get(self._ctx.resources.snapshot_locations, location)
+        if found is None:
+            raise NotFoundError(
+                f"volume snapshot location {location} does not exist in namespace {self._ctx.namespace}",
+                hint="recreate the VolumeSnapshotLocation (in a DataProtectionApplication: "
+                "spec.snapshotLocations) with the name the backup recorded",
+            )
+        return await self._snapshotter_of(found)
+
+    async def _snapshotter_of(self, location: Mapping[str, Any]) -> VolumeSnapshotter:
+        return snapshotter_for(location, await self._locations.credentials(location))

@@ -33,7 +33,7 @@ from strongroom.kube import Discovery, KubeAlreadyExists, KubeClient, KubeError
 from strongroom.model.filters import ResourceCatalog
 from strongroom.model.resources import ApiResource
 from strongroom.model.velero import Restore, format_timestamp
-from strongroom.restore.actions import ItemRef
+from strongroom.restore.actions import PVCS, PVS, ItemRef, apply_pv_renames
 from strongroom.restore.compare import Outcome, compare_existing, render_diff
 from strongroom.restore.plan import (
     Failed,
@@ -52,6 +52,7 @@ from strongroom.restore.volumes import (
     hook_status,
     load_volume_data,
 )
+from strongroom.snapshots.native import SnapshotterSource
 from strongroom.storage.catalog import BackupCatalog
 
 __all__ = ["DryRunEntry", "RestoreOutcome", "RestoreRunner", "RestoreVolumeOptions"]
@@ -99,6 +100,8 @@ class RestoreVolumeOptions:
     """Run the restore's hooks (spec.hooks and pod annotations)."""
     helper_image: str = DEFAULT_RESTORE_HELPER_IMAGE
     timeout: timedelta | None = None
+    snapshotters: SnapshotterSource | None = None
+    """Finds the VolumeSnapshotLocations of native snapshots (without it, those PVs fail to restore)."""
 
 
 @dataclass
@@ -343,6 +346,7 @@ class RestoreRunner:
             exec_hooks=exec_hooks,
             restore_pvs=options.restore_volumes,
             helper_image=settings.helper_image,
+            snapshotters=settings.snapshotters,
             **extra,
         )
 
@@ -646,6 +650,16 @@ class _Apply:
                 self.entries.append(_dry_run_entry(resource, item, live, self.options))
                 return
             body = item.object
+            if resource == PVCS:
+                # Its PV, restored just before as a dependency, may have become a clone under a new name.
+                apply_pv_renames(body, self.state.renamed_pvs)
+            if self.volumes is not None and resource == PVS and item.volume and item.volume.from_snapshot:
+                body = await self.volumes.restore_native_volume(
+                    item.source.name,
+                    body,
+                    rename_if_exists=item.volume.rename_if_exists,
+                    renamed=self.state.renamed_pvs,
+                )
             if self.volumes is not None:
                 changed = await self.volumes.before_create(
                     resource, item.source.namespace, item.source.name, body

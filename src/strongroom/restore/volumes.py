@@ -14,6 +14,13 @@ created and tells it about every item created:
   VolumeSnapshot bound to it; the backed-up contents themselves are not
   recreated. A claim that was snapshotted is created from its VolumeSnapshot
   (``dataSource``), unless ``restorePVs`` is false;
+* a PV that has a native snapshot (``<backup>-volumesnapshots.json.gz``) gets
+  a new volume made from it, in the zone the snapshot recorded, by the
+  snapshotter of the VolumeSnapshotLocation it was taken with, and the PV
+  points at the new volume (unless ``restorePVs`` is false). A PV of that
+  name that still exists is left alone (no orphan volume is made), one being
+  deleted is waited for, and a PV whose claim moves to another namespace
+  while the original exists becomes a clone under a new name;
 * exec restore hooks start once their pod exists.
 
 :meth:`VolumeRestores.finish` waits for the copies and the hooks.
@@ -39,6 +46,7 @@ from strongroom.errors import NotFoundError, StrongroomError
 from strongroom.hooks import HookResults, RestoreExecHooks, RestoreHookSet, add_init_containers
 from strongroom.kube import Discovery, KubeClient
 from strongroom.model import labels as velero_labels
+from strongroom.snapshots.native import PHASE_COMPLETED, SnapshotterSource
 from strongroom.storage.catalog import BackupCatalog
 
 __all__ = [
@@ -59,6 +67,9 @@ VS_HANDLE_ANNOTATION: Final = "velero.io/csi-volumesnapshot-handle"
 VS_DRIVER_ANNOTATION: Final = "velero.io/csi-driver-name"
 VS_RESTORE_SIZE_ANNOTATION: Final = "velero.io/csi-volumesnapshot-restore-size"
 DEFAULT_FS_RESTORE_TIMEOUT: Final = timedelta(hours=4)
+# Velero's --terminating-resource-timeout: how long a PV being deleted is waited for.
+DEFAULT_TERMINATING_TIMEOUT: Final = timedelta(minutes=10)
+ANN_ORIGINAL_PV_NAME: Final = "velero.io/original-pv-name"
 _TERMINAL: Final = frozenset({"Completed", "Failed", "Canceled"})
 
 
@@ -68,14 +79,40 @@ class BackupVolumeData:
 
     pod_volume_backups: list[dict[str, Any]] = field(default_factory=list)
     volume_infos: list[dict[str, Any]] = field(default_factory=list)
+    volume_snapshots: list[dict[str, Any]] = field(default_factory=list)
+    """Native snapshots (Velero's ``volume.Snapshot`` records)."""
 
     def volume_methods(self) -> dict[str, str]:
-        """PV name -> how its data was backed up, for the planner."""
-        return {
+        """PV name -> how its data was backed up, for the planner.
+
+        A native snapshot that failed holds no data: its PV counts as not
+        snapshotted. A backup without volume info (Velero before 1.13) is
+        read from its volume snapshot records.
+        """
+        methods = {
             str(info["pvName"]): str(info.get("backupMethod") or "")
             for info in self.volume_infos
-            if info.get("pvName") and not info.get("skipped")
+            if info.get("pvName")
+            and not info.get("skipped")
+            and not (info.get("backupMethod") == "NativeSnapshot" and info.get("result") == "failed")
         }
+        if not self.volume_infos:
+            for record in self.volume_snapshots:
+                if self.native_snapshot(str((record.get("spec") or {}).get("persistentVolumeName"))):
+                    methods[str(record["spec"]["persistentVolumeName"])] = "NativeSnapshot"
+        return methods
+
+    def native_snapshot(self, pv_name: str) -> dict[str, Any] | None:
+        """The completed native snapshot of a backed-up PV, if it has one."""
+        for record in self.volume_snapshots:
+            spec, status = record.get("spec") or {}, record.get("status") or {}
+            if (
+                spec.get("persistentVolumeName") == pv_name
+                and status.get("phase") == PHASE_COMPLETED
+                and status.get("providerSnapshotID")
+            ):
+                return record
+        return None
 
     def claim_snapshot(self, namespace: str, claim: str) -> str | None:
         """The VolumeSnapshot a backed-up claim was snapshotted as (CSI), if it was."""
@@ -108,6 +145,7 @@ async def load_volume_data(catalog: BackupCatalog, backup: str) -> BackupVolumeD
     for key, target in (
         (layout.backup_pod_volume_backups(backup), data.pod_volume_backups),
         (layout.backup_volume_info(backup), data.volume_infos),
+        (layout.backup_volume_snapshots(backup), data.volume_snapshots),
     ):
         try:
             raw = await catalog.read_file(key)
@@ -136,6 +174,8 @@ class VolumeRestores:
         restore_pvs: bool | None = None,
         helper_image: str = DEFAULT_RESTORE_HELPER_IMAGE,
         timeout: timedelta = DEFAULT_FS_RESTORE_TIMEOUT,
+        snapshotters: SnapshotterSource | None = None,
+        terminating_timeout: timedelta = DEFAULT_TERMINATING_TIMEOUT,
         poll: float = 0.25,
     ) -> None:
         self._kube = kube
@@ -156,6 +196,9 @@ class VolumeRestores:
         self._uid = str(metadata["uid"])
         self._pvrs = discovery.find("velero.io", "podvolumerestores")
         self._contents = discovery.find(SNAPSHOT_GROUP, "volumesnapshotcontents")
+        self._pvs = discovery.find("", "persistentvolumes")
+        self._snapshotters = snapshotters
+        self._terminating_timeout = terminating_timeout
         self._pending: dict[str, tuple[str, str]] = {}
         self.restored_volumes = 0
         self.hook_results = HookResults()
@@ -176,6 +219,66 @@ class VolumeRestores:
             # Recreated from the VolumeSnapshots (pre-provisioned), never as they were.
             return None
         return obj
+
+    async def restore_native_volume(
+        self, source_name: str, pv: dict[str, Any], *, rename_if_exists: bool, renamed: dict[str, str]
+    ) -> dict[str, Any]:
+        """The PV to create: pointing at a new volume made from its native snapshot (restore.go's PV action).
+
+        ``renamed`` records a clone's new name for the claims that follow it.
+        Failures raise StrongroomError: the PV is not restored, the error names it.
+        """
+        record = self._data.native_snapshot(source_name)
+        if record is None:
+            self._log.info("No snapshot found for persistent volume", name=source_name)
+            return pv
+        name = str((pv.get("metadata") or {}).get("name") or source_name)
+        new_name: str | None = None
+        live = await self._kube.get(self._pvs, name) if self._pvs is not None else None
+        if live is not None and rename_if_exists:
+            new_name = f"velero-clone-{uuid.uuid4()}"
+        elif live is not None:
+            if not (live.get("metadata") or {}).get("deletionTimestamp"):
+                # Creating a volume now would leave it orphaned: the PV that exists keeps its own.
+                self._log.info(
+                    "persistent volume exists: not restoring its volume from the snapshot", name=name
+                )
+                return pv
+            await self._wait_pv_gone(name)
+        spec, status = record["spec"], record["status"]
+        if self._snapshotters is None:
+            raise StrongroomError(
+                f"its volume snapshot location {spec.get('location')} cannot be reached from here"
+            )
+        snapshotter = await self._snapshotters.snapshotter(str(spec.get("location") or ""))
+        snapshot_id = str(status["providerSnapshotID"])
+        volume_id = await snapshotter.create_volume_from_snapshot(
+            snapshot_id,
+            str(spec.get("volumeType") or ""),
+            str(spec.get("volumeAZ") or ""),
+            spec.get("volumeIOPS"),
+        )
+        restored = snapshotter.set_volume_id(pv, volume_id)
+        self._log.info(
+            f"restored persistent volume {name} from snapshot {snapshot_id} as volume {volume_id}", name=name
+        )
+        if new_name is not None:
+            metadata = restored.setdefault("metadata", {})
+            metadata["name"] = new_name
+            metadata.setdefault("annotations", {})[ANN_ORIGINAL_PV_NAME] = name
+            renamed[source_name] = new_name
+        return restored
+
+    async def _wait_pv_gone(self, name: str) -> None:
+        assert self._pvs is not None
+        deadline = time.monotonic() + self._terminating_timeout.total_seconds()
+        while await self._kube.get(self._pvs, name) is not None:
+            if time.monotonic() > deadline:
+                raise StrongroomError(
+                    f"persistent volume {name} is still being deleted after {self._terminating_timeout}: "
+                    "its volume is not restored from the snapshot"
+                )
+            await asyncio.sleep(self._poll)
 
     def _pod(self, source_namespace: str, name: str, pod: dict[str, Any]) -> dict[str, Any]:
         spec = pod.get("spec") or {}

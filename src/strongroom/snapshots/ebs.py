@@ -62,7 +62,15 @@ VELERO_AWS_SNAPSHOT_CONFIG_KEYS: Final = (
 _IOPS_VOLUME_TYPES: Final = frozenset({"io1", "io2", "gp3"})
 _VOLUME_ID = re.compile(r"vol-.*")
 _ZONE_LABELS: Final = ("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
-_ZONE_KEYS: Final = (*_ZONE_LABELS, "topology.ebs.csi.aws.com/zone")
+# The node-affinity keys Velero reads a volume's zone from (the CSI drivers' own, then the labels).
+_ZONE_KEYS: Final = (
+    *_ZONE_LABELS,
+    "topology.ebs.csi.aws.com/zone",
+    "topology.disk.csi.azure.com/zone",
+    "topology.gke.io/zone",
+    "topology.cinder.csi.openstack.org/zone",
+    "topology.manila.csi.openstack.org/zone",
+)
 _LEGACY_ZONE_LABEL: Final = "failure-domain.beta.kubernetes.io/zone"
 _POLL_SECONDS: Final = 2.0
 
@@ -180,6 +188,12 @@ class EbsSnapshotter:
         self.settings = settings
         self._wait_timeout = wait_timeout
         self._client: Any = None
+
+    def volume_id(self, pv: Mapping[str, Any]) -> str | None:
+        return ebs_volume_id(pv)
+
+    def set_volume_id(self, pv: Mapping[str, Any], volume_id: str) -> dict[str, Any]:
+        return with_volume_id(pv, volume_id)
 
     def _ec2(self) -> Any:
         if self._client is None:
