@@ -75,6 +75,11 @@ BENCHMARKS: list[Benchmark] = [
         "benchmarks.etcd_snapshot",
         "etcd snapshot save (directory, S3), verify and restore of a 512 MB database vs. etcdctl/etcdutl",
     ),
+    Benchmark(
+        "images",
+        "benchmarks.images",
+        "Backup of a 200 MB internal image into the location's registry (moto S3) vs. a plain skopeo copy",
+    ),
 ]
 
 
