@@ -26,9 +26,11 @@ from strongroom.archive import BackupWriter, Results, encode_resource_list, enco
 from strongroom.archive.runlog import RunLog
 from strongroom.archive.sidecars import LogWriter
 from strongroom.backup.collector import BackupScope, Collector
+from strongroom.backup.images import ImageStreamCopies
 from strongroom.backup.volumes import RepositoryEnsurer, VolumeBackups, VolumeReport
 from strongroom.errors import StorageError, StrongroomError
 from strongroom.hooks import BackupHookRunner, KubeExecutor
+from strongroom.images.settings import ImagesSettings
 from strongroom.kube import Discovery, KubeClient
 from strongroom.model.filters import ResourceCatalog
 from strongroom.model.resources import ApiResource
@@ -67,6 +69,8 @@ class VolumeOptions:
     fs_backup_timeout: timedelta | None = None
     snapshot_locations: Sequence[NativeLocation] = ()
     """The VolumeSnapshotLocations chosen for the backup, one per provider, for native snapshots."""
+    images: ImagesSettings | None = None
+    """With the openshift plugin: where the ImageStreams' internal images go."""
 
 
 @dataclass
@@ -247,6 +251,7 @@ class BackupRunner:
             hooks=self._hooks(manifest, volumes, run_log) if volumes.hooks else None,
             default_to_fs_backup=volumes.default_to_fs_backup,
             snapshot_locations=volumes.snapshot_locations,
+            images=ImageStreamCopies(volumes.images, results, run_log) if volumes.images else None,
             **extra,
         )
 

@@ -29,6 +29,7 @@ from typing import Any, Final, Protocol
 
 from strongroom.archive import Results
 from strongroom.archive.runlog import RunLog
+from strongroom.backup.images import IMAGESTREAMS, ImageStreamCopies
 from strongroom.errors import StrongroomError
 from strongroom.hooks import BackupHookRunner, HookFailure
 from strongroom.kube import Discovery, KubeClient
@@ -115,6 +116,7 @@ class VolumeBackups:
         default_to_fs_backup: bool = False,
         fs_backup_timeout: timedelta = DEFAULT_FS_BACKUP_TIMEOUT,
         snapshot_locations: Sequence[NativeLocation] = (),
+        images: ImageStreamCopies | None = None,
         poll: float = 0.25,
     ) -> None:
         self._kube = kube
@@ -158,6 +160,7 @@ class VolumeBackups:
         # PVs whose claim got a CSI snapshot: no native snapshot on top (Velero's #4758).
         self._csi_volumes: set[str] = set()
         self._native_taken: list[tuple[NativeLocation, str]] = []
+        self._images = images
 
     # ------------------------------------------------------------------ setup
 
@@ -182,6 +185,9 @@ class VolumeBackups:
             return await self._process_pods(items)
         if resource.group_resource == "persistentvolumeclaims":
             await self._bounded(items, self._snapshot_claim)
+        elif resource.group_resource == IMAGESTREAMS:
+            if self._images is not None:
+                return await self._images.process(items)
         elif resource.group_resource == "persistentvolumes":
             if self._snapshot_volumes and self._native_locations:
                 await self._bounded(items, self._native_snapshot)
@@ -851,6 +857,8 @@ class VolumeBackups:
                     await self._poller
             if self._snapshot_cleanup:
                 await self._release_snapshots()
+            if self._images is not None:
+                await self._images.close()
         self.report.pod_volume_backups.sort(key=lambda item: str(item["metadata"]["name"]))
         if self._hooks is not None:
             status = self._hooks.hook_status()
@@ -871,6 +879,9 @@ class VolumeBackups:
         for namespace, snapshot, _content in self._snapshot_cleanup:
             await self._discard_snapshot(namespace, snapshot)
         self._snapshot_cleanup.clear()
+        if self._images is not None:
+            with contextlib.suppress(StrongroomError):
+                await self._images.close()
         for location, snapshot_id in self._native_taken:
             with contextlib.suppress(StrongroomError):
                 await location.snapshotter.delete_snapshot(snapshot_id)

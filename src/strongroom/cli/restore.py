@@ -154,9 +154,9 @@ def create(
 ) -> None:
     """Restore a backup into the cluster."""
     # Imported here, as in `backup create`: only this command needs the engine.
-    from strongroom.cli.volumes import local_snapshotters
+    from strongroom.cli.volumes import local_restore_options
     from strongroom.restore.request import RestoreFlags, backup_namespaces, build_restore, restore_options
-    from strongroom.restore.runner import RestoreRunner, RestoreVolumeOptions
+    from strongroom.restore.runner import RestoreRunner
 
     if from_backup and from_schedule:
         raise UsageError("either a backup or schedule must be specified, but not both")
@@ -240,8 +240,8 @@ def create(
                     dry_run=dry_run,
                     store=not location.read_only,
                     discovery=discovery,
-                    volumes=RestoreVolumeOptions(
-                        snapshotters=await local_snapshotters(kube, discovery, target.namespace)
+                    volumes=await local_restore_options(
+                        kube, discovery, target.namespace, location=location.name
                     ),
                 )
 

@@ -72,6 +72,14 @@ def server(
             "(for backups that name none).",
         ),
     ] = "",
+    openshift_plugin: Annotated[
+        bool,
+        typer.Option(
+            "--openshift-plugin",
+            help="Back up and restore ImageStreams' internal images even without a DataProtectionApplication "
+            "listing the openshift plugin.",
+        ),
+    ] = False,
     validation_frequency: Annotated[
         str,
         typer.Option("--store-validation-frequency", help="How often locations are validated (0 = never)."),
@@ -136,6 +144,7 @@ def server(
         default_backup_ttl=_duration(default_backup_ttl, "--default-backup-ttl"),
         default_location=default_location,
         default_snapshot_locations=_provider_locations(default_snapshot_locations),
+        openshift_plugin=openshift_plugin,
         store_validation_frequency=_duration(validation_frequency, "--store-validation-frequency"),
         backup_sync_period=_duration(sync_period, "--backup-sync-period"),
         gc_frequency=_duration(gc_frequency, "--garbage-collection-frequency"),

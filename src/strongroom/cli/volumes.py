@@ -17,9 +17,10 @@ from typing import Any
 from strongroom.backup.runner import VolumeOptions
 from strongroom.errors import UsageError
 from strongroom.kube import Discovery, KubeClient
+from strongroom.restore.runner import RestoreVolumeOptions
 from strongroom.storage.catalog import BackupCatalog
 
-__all__ = ["delete_local_volume_data", "local_snapshotters", "local_volume_data", "local_volume_options"]
+__all__ = ["delete_local_volume_data", "local_restore_options", "local_volume_data", "local_volume_options"]
 
 
 class _MissingLocation:
@@ -75,10 +76,17 @@ async def local_volume_options(
     native: list[Any] = []
     warnings: list[str] = []
     spec = backup.setdefault("spec", {})
+    images = None
     if volume_data is not None:
         found = await volume_data.locations.get(location)
         if found is not None:
             repositories = await volume_data.for_backup(found)
+            images = await volume_data.images(found)
+        elif await volume_data.openshift_plugin():
+            warnings.append(
+                f"the ImageStreams' internal images are not copied: they go to backup location {location!r} "
+                f"through its BackupStorageLocation in namespace {namespace}, which does not exist"
+            )
         choice = await volume_data.snapshot_locations.choose(
             [str(name) for name in spec.get("volumeSnapshotLocations") or []]
         )
@@ -86,7 +94,8 @@ async def local_volume_options(
             raise UsageError("; ".join(choice.errors))
         if choice.names:
             spec["volumeSnapshotLocations"] = choice.names
-        native, warnings = choice.locations, choice.warnings
+        native = choice.locations
+        warnings += choice.warnings
     elif spec.get("volumeSnapshotLocations"):
         raise UsageError(
             "--volume-snapshot-locations needs strongroom's custom resources in the cluster "
@@ -94,15 +103,27 @@ async def local_volume_options(
             hint="install them: strongroom install",
         )
     options = VolumeOptions(
-        discovery=discovery, namespaces=namespaces, repositories=repositories, snapshot_locations=native
+        discovery=discovery,
+        namespaces=namespaces,
+        repositories=repositories,
+        snapshot_locations=native,
+        images=images,
     )
     return options, warnings
 
 
-async def local_snapshotters(kube: KubeClient, discovery: Discovery, namespace: str) -> Any | None:
-    """The cluster's volume snapshot locations, for a local-mode restore of native snapshots."""
+async def local_restore_options(
+    kube: KubeClient, discovery: Discovery, namespace: str, *, location: str
+) -> RestoreVolumeOptions:
+    """A local-mode restore's volume snapshot locations, and its images when the openshift plugin is on."""
     volume_data = await local_volume_data(kube, discovery, namespace)
-    return volume_data.snapshot_locations if volume_data is not None else None
+    if volume_data is None:
+        return RestoreVolumeOptions()
+    found = await volume_data.locations.get(location)
+    return RestoreVolumeOptions(
+        snapshotters=volume_data.snapshot_locations,
+        images=await volume_data.images(found) if found is not None else None,
+    )
 
 
 async def delete_local_volume_data(

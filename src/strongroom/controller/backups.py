@@ -121,6 +121,9 @@ class BackupController(RunController):
                     default_to_fs_backup=ctx.config.default_volumes_to_fs_backup,
                     fs_backup_timeout=ctx.config.fs_backup_timeout,
                     snapshot_locations=snapshots.locations,
+                    images=await self._volume_data.images(location)
+                    if self._volume_data is not None
+                    else None,
                 )
             outcome = await runner.run(
                 stored_form(claimed),

@@ -17,6 +17,7 @@ from typing import Any
 from strongroom.controller.context import ServerContext, phase_of, stored_form
 from strongroom.controller.locations import Locations, is_read_only
 from strongroom.controller.runs import ProgressWriter, RunController
+from strongroom.controller.volumedata import VolumeData
 from strongroom.errors import NotFoundError, StrongroomError
 from strongroom.hooks import RestoreHookSet
 from strongroom.model import labels as velero_labels
@@ -25,7 +26,6 @@ from strongroom.model.velero import Restore, format_timestamp
 from strongroom.restore.priorities import DEFAULT_RESTORE_PRIORITIES, Priorities
 from strongroom.restore.request import backup_namespaces, restore_options
 from strongroom.restore.runner import RestoreRunner, RestoreVolumeOptions
-from strongroom.snapshots.native import SnapshotterSource
 
 __all__ = ["RestoreController"]
 
@@ -45,12 +45,12 @@ class RestoreController(RunController):
         locations: Locations,
         *,
         priorities: Priorities = DEFAULT_RESTORE_PRIORITIES,
-        snapshotters: SnapshotterSource | None = None,
+        volume_data: VolumeData | None = None,
     ) -> None:
         super().__init__(ctx, ctx.resources.restores, ctx.config.concurrent_restores)
         self._locations = locations
         self._priorities = priorities
-        self._snapshotters = snapshotters
+        self._volume_data = volume_data
 
     async def _process(self, restore: dict[str, Any]) -> None:
         ctx = self._ctx
@@ -104,7 +104,8 @@ class RestoreController(RunController):
                 volumes=RestoreVolumeOptions(
                     helper_image=ctx.config.restore_helper_image,
                     timeout=ctx.config.fs_backup_timeout,
-                    snapshotters=self._snapshotters,
+                    snapshotters=self._volume_data.snapshot_locations if self._volume_data else None,
+                    images=await self._volume_data.images(location) if self._volume_data else None,
                 ),
             )
             final = dict(outcome.restore.get("status") or {})

@@ -138,9 +138,7 @@ class Server:
         self.location_controller = LocationController(ctx, self.locations)
         self.volume_data = VolumeData(ctx, self.locations)
         self.backups = BackupController(ctx, self.locations, self.volume_data)
-        self.restores = RestoreController(
-            ctx, self.locations, snapshotters=self.volume_data.snapshot_locations
-        )
+        self.restores = RestoreController(ctx, self.locations, volume_data=self.volume_data)
         self.schedules = ScheduleController(ctx)
         self.deletions = DeletionController(ctx, self.locations, self.volume_data)
         self.gc = GarbageCollector(ctx, self.locations)

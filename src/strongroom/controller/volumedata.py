@@ -1,4 +1,4 @@
-"""The server's side of volume data: the file-system backup repositories and the volume snapshot locations."""
+"""The server's side of volume data: file-system backup repositories, volume snapshot locations, internal images."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from strongroom.backup.volumes import LocationRepositories
 from strongroom.controller.context import ServerContext
 from strongroom.controller.locations import Locations
 from strongroom.errors import NotFoundError, StrongroomError
+from strongroom.images.settings import ImagesSettings
+from strongroom.model.oadp import DefaultPlugin
 from strongroom.snapshots.native import (
     NativeLocation,
     UnsupportedProvider,
@@ -23,6 +25,8 @@ from strongroom.volumes.location import RepositoryLocation
 from strongroom.volumes.repository import Repositories, RepositoryResources
 
 __all__ = ["SnapshotChoice", "SnapshotLocations", "VolumeData"]
+
+OPENSHIFT_PLUGIN = DefaultPlugin.OPENSHIFT.value
 
 
 class VolumeData:
@@ -48,6 +52,38 @@ class VolumeData:
 
     async def for_backup(self, location: Mapping[str, Any]) -> LocationRepositories:
         return LocationRepositories(self.repositories, await self.location(location))
+
+    async def images(self, location: Mapping[str, Any]) -> ImagesSettings | None:
+        """Where a backup's or restore's internal images go, when the openshift plugin is enabled."""
+        if not await self.openshift_plugin():
+            return None
+        ctx = self._ctx
+        return ImagesSettings(
+            location=location,
+            credentials=await self._locations.credentials(location),
+            internal_registry=await self._internal_registry(),
+            scratch_dir=(ctx.config.workdir or Path(tempfile.gettempdir())) / "images",
+        )
+
+    async def openshift_plugin(self) -> bool:
+        """The server's flag, or a DataProtectionApplication of its namespace listing the openshift plugin."""
+        if self._ctx.config.openshift_plugin:
+            return True
+        for dpa in await self._ctx.list(self._ctx.resources.dpas):
+            velero = ((dpa.get("spec") or {}).get("configuration") or {}).get("velero") or {}
+            if OPENSHIFT_PLUGIN in (velero.get("defaultPlugins") or []):
+                return True
+        return False
+
+    async def _internal_registry(self) -> str | None:
+        """The internal registry's host as OpenShift publishes it (images.config.openshift.io/cluster)."""
+        kube = self._ctx.kube
+        images = (await kube.discover()).find("config.openshift.io", "images")
+        if images is None:
+            return None
+        config = await kube.get(images, "cluster")
+        host = ((config or {}).get("status") or {}).get("internalRegistryHostname")
+        return str(host) if host else None
 
 
 @dataclass

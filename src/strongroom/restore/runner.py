@@ -13,6 +13,7 @@ item is an error in the results, never the end of the run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import logging
@@ -29,12 +30,14 @@ from strongroom.archive.runlog import RunLog
 from strongroom.archive.sidecars import LogWriter
 from strongroom.errors import StorageError, StrongroomError, UsageError
 from strongroom.hooks import KubeExecutor, KubePodReader, RestoreExecHooks, RestoreHookSet
+from strongroom.images.settings import ImagesSettings
 from strongroom.kube import Discovery, KubeAlreadyExists, KubeClient, KubeError
 from strongroom.model.filters import ResourceCatalog
 from strongroom.model.resources import ApiResource
 from strongroom.model.velero import Restore, format_timestamp
 from strongroom.restore.actions import PVCS, PVS, ItemRef, apply_pv_renames
 from strongroom.restore.compare import Outcome, compare_existing, render_diff
+from strongroom.restore.images import IMAGESTREAMS, ImageStreamRestores
 from strongroom.restore.plan import (
     Failed,
     Prepared,
@@ -102,6 +105,8 @@ class RestoreVolumeOptions:
     timeout: timedelta | None = None
     snapshotters: SnapshotterSource | None = None
     """Finds the VolumeSnapshotLocations of native snapshots (without it, those PVs fail to restore)."""
+    images: ImagesSettings | None = None
+    """With the openshift plugin: where the ImageStreams' internal images come from."""
 
 
 @dataclass
@@ -206,6 +211,8 @@ class RestoreRunner:
                     except BaseException:
                         if volume_work is not None:
                             volume_work.abort()
+                            with contextlib.suppress(Exception):
+                                await volume_work.close()
                         raise
                     if volume_work is not None:
                         await volume_work.finish()
@@ -347,6 +354,13 @@ class RestoreRunner:
             restore_pvs=options.restore_volumes,
             helper_image=settings.helper_image,
             snapshotters=settings.snapshotters,
+            images=(
+                ImageStreamRestores(
+                    settings.images, results, run_log, namespace_mapping=options.namespace_mapping
+                )
+                if settings.images is not None
+                else None
+            ),
             **extra,
         )
 
@@ -392,6 +406,8 @@ class _Apply:
                 await self._learn_service_accounts()
             batch: list[Prepared] = []
             for item in self._read(resource):
+                if resource == IMAGESTREAMS and self.volumes is not None and self.volumes.images is not None:
+                    self.volumes.images.note(item)
                 # Items this one needs (a claim's volume, a pod's claims) are prepared the
                 # moment the planner names them, before it decides about this item, and
                 # created first: the order Velero restores them in.

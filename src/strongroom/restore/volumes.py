@@ -46,6 +46,7 @@ from strongroom.errors import NotFoundError, StrongroomError
 from strongroom.hooks import HookResults, RestoreExecHooks, RestoreHookSet, add_init_containers
 from strongroom.kube import Discovery, KubeClient
 from strongroom.model import labels as velero_labels
+from strongroom.restore.images import IMAGESTREAMS, ImageStreamRestores
 from strongroom.snapshots.native import PHASE_COMPLETED, SnapshotterSource
 from strongroom.storage.catalog import BackupCatalog
 
@@ -176,6 +177,7 @@ class VolumeRestores:
         timeout: timedelta = DEFAULT_FS_RESTORE_TIMEOUT,
         snapshotters: SnapshotterSource | None = None,
         terminating_timeout: timedelta = DEFAULT_TERMINATING_TIMEOUT,
+        images: ImageStreamRestores | None = None,
         poll: float = 0.25,
     ) -> None:
         self._kube = kube
@@ -198,6 +200,7 @@ class VolumeRestores:
         self._contents = discovery.find(SNAPSHOT_GROUP, "volumesnapshotcontents")
         self._pvs = discovery.find("", "persistentvolumes")
         self._snapshotters = snapshotters
+        self.images = images
         self._terminating_timeout = terminating_timeout
         self._pending: dict[str, tuple[str, str]] = {}
         self.restored_volumes = 0
@@ -218,6 +221,8 @@ class VolumeRestores:
         if resource == f"volumesnapshotcontents.{SNAPSHOT_GROUP}":
             # Recreated from the VolumeSnapshots (pre-provisioned), never as they were.
             return None
+        if resource == IMAGESTREAMS and self.images is not None:
+            return await self.images.restore(source_namespace or "", source_name, obj)
         return obj
 
     async def restore_native_volume(
@@ -446,6 +451,7 @@ class VolumeRestores:
 
     async def finish(self) -> None:
         """Wait for every volume copy and hook; failures become errors of their namespace."""
+        await self.close()
         await self._wait_pod_volume_restores()
         if self._exec_hooks is not None:
             self.hook_results = await self._exec_hooks.wait()
@@ -498,6 +504,11 @@ class VolumeRestores:
         """Give up on the exec hooks still waiting (the restore failed)."""
         if self._exec_hooks is not None:
             self._exec_hooks.cancel()
+
+    async def close(self) -> None:
+        """Stop the image registry and copier, if images were restored (idempotent)."""
+        if self.images is not None:
+            await self.images.close()
 
 
 def hook_status(results: HookResults) -> dict[str, int]:
