@@ -34,6 +34,7 @@ from tests.integration.registrykit import (
     push,
 )
 from tests.integration.s3server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, MotoServer, moto_server
+from tests.integration.sandboxapi import eventually
 from tests.integration.serverkit import (
     ServerProcess,
     apply_yaml,
@@ -122,6 +123,20 @@ def _create_imagestream(sandbox: Sandbox, stream: dict[str, Any]) -> None:
     )
 
 
+def _image_keys(moto: MotoServer, bucket: str) -> list[str]:
+    prefix = "velero/plugins/images/docker/registry/v2/"
+    listing = moto.client().list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return sorted(item["Key"] for item in listing.get("Contents") or [])
+
+
+def _delete_backup(sandbox: Sandbox, namespace: str, name: str) -> None:
+    request = f"delete-{name}"
+    apply_yaml(sandbox, velero("DeleteBackupRequest", request, namespace, backupName=name))
+    done = wait_phase(sandbox, "deletebackuprequests", request, namespace, ("Processed",), timeout=90)
+    assert not done["status"].get("errors"), done["status"]
+    eventually(lambda: get(sandbox, "backups", name, namespace) is None, timeout=30)
+
+
 def _object(moto: MotoServer, bucket: str, key: str) -> Any:
     return json.loads(gzip.decompress(moto.client().get_object(Bucket=bucket, Key=key)["Body"].read()))
 
@@ -156,7 +171,7 @@ def test_internal_images_are_backed_up_and_restored_into_another_namespace(
 
         # Both images are in the bucket, under the location's plugins/ directory, by digest.
         keys = [o["Key"] for o in moto.client().list_objects_v2(Bucket=bucket)["Contents"]]
-        images = [key for key in keys if key.startswith("velero/plugins/images/docker/registry/v2/")]
+        images = _image_keys(moto, bucket)
         for digest in (new, old):
             hexdigest = digest.split(":", 1)[1]
             assert any(f"/{app}/web/_manifests/revisions/sha256/{hexdigest}/link" in key for key in images)
@@ -198,6 +213,24 @@ def test_internal_images_are_backed_up_and_restored_into_another_namespace(
             f"{registry.host}/{moved}/web@{new}",
             f"{registry.host}/{moved}/web@{old}",
         ]
+        assert _object(moto, bucket, "velero/backups/with-images/with-images-images.json.gz") == [
+            {"repository": f"{app}/web", "digest": digest} for digest in (new, old)
+        ]
+
+        # A second backup keeps the same images: nothing new is uploaded, and deleting the first keeps them.
+        apply_yaml(sandbox, backup("again", namespace, includedNamespaces=[app]))
+        assert (
+            wait_phase(sandbox, "backups", "again", namespace, FINISHED, timeout=120)["status"]["phase"]
+            == "Completed"
+        )
+        assert _image_keys(moto, bucket) == images
+        _delete_backup(sandbox, namespace, "with-images")
+        assert _image_keys(moto, bucket) == images
+        # Deleting the last backup that keeps them deletes the images and collects their layers.
+        _delete_backup(sandbox, namespace, "again")
+        left = _image_keys(moto, bucket)
+        assert not [key for key in left if "/blobs/" in key], left
+        assert not [key for key in left if "/_manifests/revisions/" in key], left
         assert SECRET_ACCESS_KEY not in running.log_path.read_text()
     finally:
         for name in (app, moved):

@@ -1,4 +1,4 @@
-"""Deleting a backup's volume data: its restic snapshots, its native snapshots and its CSI snapshots.
+"""Deleting a backup's volume data: restic snapshots, native and CSI snapshots, and internal images.
 
 Called before the backup's files are removed (they say what to delete).
 restic snapshots are forgotten in each namespace's repository and the data
@@ -7,8 +7,12 @@ content's deletion policy was Retain) is deleted the way Velero does it: a
 VolumeSnapshotContent naming the snapshot handle is created with the
 deletion policy Delete, then deleted, and the CSI driver removes the
 snapshot. A native snapshot is deleted by the snapshotter of the
-VolumeSnapshotLocation it was taken with (found again by name). Every
-failure is returned as a message; nothing stops at the first one.
+VolumeSnapshotLocation it was taken with (found again by name). An
+internal image (``<B>-images.json.gz``) that no other backup of the location
+keeps is deleted from the location's registry; the layers no image uses any
+more are then collected, unless a backup or restore may be writing to the
+registry at the same time. Every failure is returned as a message; nothing
+stops at the first one.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from collections import defaultdict
 from typing import Any
 
 from strongroom.errors import NotFoundError, StrongroomError
+from strongroom.images import LocationRegistry
+from strongroom.images.settings import ImagesSettings
 from strongroom.kube import Discovery, KubeClient
 from strongroom.model.labels import BACKUP_NAME_LABEL, valid_label_value
 from strongroom.snapshots.native import PHASE_COMPLETED, SnapshotterSource, VolumeSnapshotter
@@ -55,14 +61,21 @@ async def delete_volume_data(
     repositories: Repositories | None,
     location: RepositoryLocation | None,
     snapshotters: SnapshotterSource | None = None,
+    images: ImagesSettings | None = None,
+    collect_image_layers: bool = False,
 ) -> list[str]:
-    """Forget the backup's restic snapshots, delete its native and CSI snapshots; the errors, if any."""
+    """Forget the backup's restic snapshots, delete its native and CSI snapshots and its images; the errors.
+
+    ``collect_image_layers`` says that no backup or restore is using the
+    location's image registry now, so unused layers can be collected.
+    """
     layout = catalog.layout
     errors: list[str] = []
     try:
         volume_backups = await _side_file(catalog, layout.backup_pod_volume_backups(backup))
         contents = await _side_file(catalog, layout.backup_csi_volume_snapshot_contents(backup))
         native = await _side_file(catalog, layout.backup_volume_snapshots(backup))
+        kept_images = await _side_file(catalog, layout.backup_images(backup))
     except (StrongroomError, ValueError, OSError) as exc:
         message = exc.message if isinstance(exc, StrongroomError) else str(exc)
         return [f"reading the volume data records of backup {backup} failed: {message}"]
@@ -90,6 +103,55 @@ async def delete_volume_data(
         errors += await _delete_native_snapshots(snapshotters, native)
     if contents:
         errors += await _delete_csi_snapshots(kube, discovery, contents, backup)
+    if kept_images:
+        errors += await _delete_images(catalog, backup, kept_images, images, collect_image_layers)
+    return errors
+
+
+async def _delete_images(
+    catalog: BackupCatalog,
+    backup: str,
+    kept: list[dict[str, Any]],
+    images: ImagesSettings | None,
+    collect_layers: bool,
+) -> list[str]:
+    """Delete the backup's images that no other backup of the location keeps (digests are shared)."""
+    mine = {(str(item.get("repository")), str(item.get("digest"))) for item in kept}
+    others: set[tuple[str, str]] = set()
+    try:
+        for name in await catalog.backup_names():
+            if name != backup:
+                for item in await _side_file(catalog, catalog.layout.backup_images(name)):
+                    others.add((str(item.get("repository")), str(item.get("digest"))))
+    except (StrongroomError, ValueError, OSError) as exc:
+        # Not knowing what the others keep, deleting anything could take their images.
+        message = exc.message if isinstance(exc, StrongroomError) else str(exc)
+        return [
+            f"the internal images of backup {backup} were not deleted: reading the other backups' failed: {message}"
+        ]
+    unused = sorted(mine - others)
+    if not unused:
+        return []
+    if images is None:
+        return [
+            f"the internal images of backup {backup} were not deleted: no access to its location's registry here"
+        ]
+    errors: list[str] = []
+    try:
+        async with LocationRegistry.from_location(
+            images.location, images.credentials, scratch_dir=images.scratch_dir
+        ) as registry:
+            for repository, digest in unused:
+                try:
+                    await registry.delete_manifest(repository, digest)
+                except StrongroomError as exc:
+                    errors.append(str(exc))
+            if collect_layers and not errors:
+                await registry.garbage_collect()
+    except StrongroomError as exc:
+        errors.append(f"deleting the internal images of backup {backup} failed: {exc}")
+    if not errors:
+        _log.info("deleted %d internal images of backup %s", len(unused), backup)
     return errors
 
 
@@ -176,12 +238,13 @@ async def _delete_csi_snapshots(
 
 
 async def has_volume_data(catalog: BackupCatalog, backup: str) -> bool:
-    """Whether the backup holds restic, native or CSI snapshots (deleting it then needs the cluster)."""
+    """Whether the backup holds restic, native or CSI snapshots or images (deleting it then needs the cluster)."""
     layout = catalog.layout
     for key in (
         layout.backup_pod_volume_backups(backup),
         layout.backup_volume_snapshots(backup),
         layout.backup_csi_volume_snapshot_contents(backup),
+        layout.backup_images(backup),
     ):
         if await _side_file(catalog, key):
             return True

@@ -19,7 +19,14 @@ from typing import Any, Final
 from strongroom.archive import Results
 from strongroom.archive.runlog import RunLog
 from strongroom.errors import StrongroomError
-from strongroom.images import ImageBackup, ImageCopier, LocationRegistry, internal_hosts, internal_images
+from strongroom.images import (
+    ImageBackup,
+    ImageCopier,
+    LocationRegistry,
+    backup_repository,
+    internal_hosts,
+    internal_images,
+)
 from strongroom.images.settings import ImagesSettings, registry_endpoint
 
 __all__ = ["IMAGESTREAMS", "ImageStreamCopies"]
@@ -40,6 +47,8 @@ class ImageStreamCopies:
         self.copied = 0
         self.present = 0
         self.failed = 0
+        self.stored: list[dict[str, str]] = []
+        """The images the backup keeps: ``{"repository": "<ns>/<name>", "digest": ...}``, once each."""
 
     async def process(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for item in items:
@@ -70,6 +79,10 @@ class ImageStreamCopies:
             self._log.warning(f"imagestream {namespace}/{name}: {warning}", namespace=namespace, name=name)
         for error in outcome.errors:
             self._error(namespace, error)
+        for result in (*outcome.copied, *outcome.present):
+            kept = {"repository": backup_repository(outcome.namespace, outcome.name), "digest": result.digest}
+            if kept not in self.stored:
+                self.stored.append(kept)
         if outcome.images:
             self._log.info(
                 f"internal images of imagestream {namespace}/{name}: {len(outcome.copied)} copied, "

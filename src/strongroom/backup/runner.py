@@ -293,6 +293,7 @@ def _volume_files(layout: Any, name: str, report: VolumeReport) -> dict[str, byt
         ("backup_csi_volume_snapshots", report.csi_snapshots),
         ("backup_csi_volume_snapshot_contents", report.csi_contents),
         ("backup_csi_volume_snapshot_classes", report.csi_classes),
+        ("backup_images", report.images),
     ):
         if items:
             files[getattr(layout, side_file)(name)] = _gzip_json(items)

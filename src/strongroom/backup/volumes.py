@@ -94,6 +94,8 @@ class VolumeReport:
     volume_infos: list[dict[str, Any]] = field(default_factory=list)
     volume_snapshots: list[dict[str, Any]] = field(default_factory=list)
     """Native snapshots, as Velero's ``volume.Snapshot`` records."""
+    images: list[dict[str, str]] = field(default_factory=list)
+    """Internal images kept in the location's registry (repository and digest)."""
     csi_attempted: int = 0
     csi_completed: int = 0
     hooks_attempted: int = 0
@@ -858,6 +860,7 @@ class VolumeBackups:
             if self._snapshot_cleanup:
                 await self._release_snapshots()
             if self._images is not None:
+                self.report.images = list(self._images.stored)
                 await self._images.close()
         self.report.pod_volume_backups.sort(key=lambda item: str(item["metadata"]["name"]))
         if self._hooks is not None:

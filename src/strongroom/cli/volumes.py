@@ -155,4 +155,8 @@ async def delete_local_volume_data(
             if volume_data is not None and found is not None
             else None,
             snapshotters=volume_data.snapshot_locations if volume_data is not None else None,
+            images=await volume_data.image_storage(found)
+            if volume_data is not None and found is not None
+            else None,
+            collect_image_layers=await volume_data.registry_idle() if volume_data is not None else False,
         )

@@ -108,6 +108,8 @@ class DeletionController:
                 repositories=self._volume_data.repositories if self._volume_data else None,
                 location=await self._volume_data.location(location) if self._volume_data else None,
                 snapshotters=self._volume_data.snapshot_locations if self._volume_data else None,
+                images=await self._volume_data.image_storage(location) if self._volume_data else None,
+                collect_image_layers=await self._volume_data.registry_idle() if self._volume_data else False,
             )
             if volume_errors:
                 # Some volume data may be gone already: the backup is no longer whole, so it stays

@@ -57,13 +57,25 @@ class VolumeData:
         """Where a backup's or restore's internal images go, when the openshift plugin is enabled."""
         if not await self.openshift_plugin():
             return None
-        ctx = self._ctx
+        return await self.image_storage(location)
+
+    async def image_storage(self, location: Mapping[str, Any]) -> ImagesSettings:
+        """The location's image registry settings, whether or not the plugin is enabled (deletion)."""
         return ImagesSettings(
             location=location,
             credentials=await self._locations.credentials(location),
             internal_registry=await self._internal_registry(),
-            scratch_dir=(ctx.config.workdir or Path(tempfile.gettempdir())) / "images",
+            scratch_dir=(self._ctx.config.workdir or Path(tempfile.gettempdir())) / "images",
         )
+
+    async def registry_idle(self) -> bool:
+        """No Backup or Restore of this namespace is running: nothing writes to a location's registry."""
+        ctx = self._ctx
+        for res in (ctx.resources.backups, ctx.resources.restores):
+            for item in await ctx.list(res):
+                if (item.get("status") or {}).get("phase") == "InProgress":
+                    return False
+        return True
 
     async def openshift_plugin(self) -> bool:
         """The server's flag, or a DataProtectionApplication of its namespace listing the openshift plugin."""

@@ -86,6 +86,15 @@ _AWS_CREDENTIAL_VARIABLES: Final = (
     "AWS_SHARED_CREDENTIALS_FILE",
     "AWS_CONFIG_FILE",
 )
+# Every manifest type the registry may hold: a delete first reads the manifest (an index names children).
+_MANIFEST_TYPES: Final = ", ".join(
+    (
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+)
 _ADDRESS_IN_USE = re.compile(r"address already in use", re.IGNORECASE)
 _UNSUPPORTED_HINT: Final = (
     "back up internal images to an aws (S3 or S3-compatible: MinIO, NooBaa/MCG, Ceph RGW) "
@@ -171,6 +180,7 @@ class LocationRegistry:
         self._process: asyncio.subprocess.Process | None = None
         self._port: int | None = None
         self._http_secret = secrets.token_urlsafe(32)
+        self._binary: str | None = None
 
     @classmethod
     def from_location(
@@ -363,6 +373,7 @@ class LocationRegistry:
         except BaseException:
             await self.stop()
             raise
+        self._binary = binary
         _log.info("image registry for %s listening on %s", self.location, self.host)
 
     async def _start_once(self, binary: str, scratch: Path, *, last: bool) -> bool:
@@ -431,6 +442,70 @@ class LocationRegistry:
             raise StorageError(
                 f"the image registry cannot use the location's storage {self.location}: {detail}",
                 hint="check the location's bucket, s3Url, region, credentials and caCert",
+            )
+
+    # -- retention ----------------------------------------------------------------
+
+    async def delete_manifest(self, repository: str, digest: str) -> bool:
+        """Delete a manifest by digest, and the manifests an index lists; False when it was not there.
+
+        The blobs stay until :meth:`garbage_collect`: another manifest may share them.
+        """
+        url = f"http://{self.host}/v2/{repository}/manifests/{digest}"
+        timeout = aiohttp.ClientTimeout(total=60)
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                async with session.get(url, headers={"Accept": _MANIFEST_TYPES}) as response:
+                    if response.status == 404:
+                        return False
+                    document = await response.json(content_type=None) if response.status == 200 else {}
+                children = [
+                    str(item["digest"])
+                    for item in (document or {}).get("manifests") or []
+                    if isinstance(item, dict) and item.get("digest")
+                ]
+                async with session.delete(url) as response:
+                    if response.status not in (202, 404):
+                        raise StorageError(
+                            f"deleting image {repository}@{digest} from {self.location} failed: "
+                            f"HTTP {response.status}: {self.log_tail(3) or 'no detail'}"
+                        )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise StorageError(
+                f"deleting image {repository}@{digest} from {self.location} failed: {type(exc).__name__}"
+            ) from None
+        for child in children:
+            await self.delete_manifest(repository, child)
+        return True
+
+    async def garbage_collect(self) -> None:
+        """Remove the blobs no manifest refers to any more (``docker-registry garbage-collect``).
+
+        Manifests are kept by digest without tags, so untagged manifests are
+        never collected. No other registry may be writing to the same storage
+        meanwhile: a blob uploaded for a manifest not yet pushed would go.
+        """
+        if self._scratch is None or self._binary is None or self.config_path is None:
+            raise UnavailableError("the location's image registry is not running")
+        process = await asyncio.create_subprocess_exec(
+            self._binary,
+            "garbage-collect",
+            str(self.config_path),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=self._environment(self._scratch),
+            start_new_session=True,
+        )
+        try:
+            output, _ = await process.communicate()
+        except BaseException:
+            await stop_process(process, self._stop_timeout)
+            raise
+        if process.returncode != 0:
+            raise StorageError(
+                f"collecting unused image layers in {self.location} failed: "
+                f"{tail(output.decode(errors='replace'), self._all_secrets, lines=_LOG_LINES) or 'no output'}"
             )
 
     async def stop(self) -> None:

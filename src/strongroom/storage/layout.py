@@ -136,6 +136,10 @@ class Layout:
     def backup_volume_info(self, backup: str) -> str:
         return self._backup_file(backup, "-volumeinfo.json.gz")
 
+    def backup_images(self, backup: str) -> str:
+        """strongroom's own file: the internal images the backup keeps in ``plugins/images`` (Velero ignores it)."""
+        return self._backup_file(backup, "-images.json.gz")
+
     def backup_checksums(self, backup: str) -> str:
         """strongroom's own file: checksums of every file of the backup (Velero ignores it)."""
         return f"{self.backup_dir(backup)}strongroom-checksums.json"
