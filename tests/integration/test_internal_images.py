@@ -7,15 +7,18 @@ does. The server, configured by the seed's DataProtectionApplication
 (plugins openshift and aws, the location on moto's S3), copies the images
 into the location's bucket under ``plugins/``, and a restore into another
 namespace copies them back and points the ImageStream at the same digests.
-A registry that is gone fails each image of the backup by name, and the rest
-of the backup is stored.
+A registry connection that drops in the middle of a layer fails that image
+by name; the other images and the rest of the backup are stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import gzip
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ from tests.conftest import Sandbox
 from tests.integration.backupkit import unique
 from tests.integration.openshiftkit import crd, served
 from tests.integration.registrykit import (
+    DroppingProxy,
     InternalRegistry,
     build_image,
     imagestream,
@@ -237,7 +241,24 @@ def test_internal_images_are_backed_up_and_restored_into_another_namespace(
             sandbox.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
-def test_a_registry_that_is_gone_fails_each_image_and_the_backup_goes_on(
+@contextlib.contextmanager
+def dropping_proxy(upstream: str) -> Iterator[DroppingProxy]:
+    """The registry behind a proxy that cuts every layer download half-way, served from a thread of its own."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    proxy = DroppingProxy(upstream)
+    asyncio.run_coroutine_threadsafe(proxy.__aenter__(), loop).result(10)
+    try:
+        yield proxy
+    finally:
+        asyncio.run_coroutine_threadsafe(proxy.__aexit__(None, None, None), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def test_a_registry_that_goes_away_mid_layer_fails_that_image_and_the_backup_goes_on(
     sandbox: Sandbox,
     moto: MotoServer,
     registry: InternalRegistry,
@@ -245,29 +266,38 @@ def test_a_registry_that_is_gone_fails_each_image_and_the_backup_goes_on(
     tmp_path: Path,
 ) -> None:
     namespace, bucket, _ = server
-    app = unique("gone")
-    digest = manifest_digest(push(build_image(tmp_path / "img"), registry.host, f"{app}/api", "latest"))
+    app = unique("cut")
+    big = build_image(tmp_path / "big", (2 * 1024 * 1024,))
+    small = build_image(tmp_path / "small", (1024,))
+    big_digest = manifest_digest(push(big, registry.host, f"{app}/api", "latest"))
+    small_digest = manifest_digest(push(small, registry.host, f"{app}/tools", "latest"))
     try:
-        _create_imagestream(
-            sandbox,
-            imagestream(app, "api", {"latest": [digest]}, registry=registry.host, public_registry=None),
-        )
-        apply_yaml(
-            sandbox,
-            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": app}},
-        )
-        registry.stop()
-        apply_yaml(sandbox, backup("no-registry", namespace, includedNamespaces=[app]))
-        done = wait_phase(sandbox, "backups", "no-registry", namespace, FINISHED, timeout=120)
+        with dropping_proxy(registry.host) as proxy:
+            # The cluster reaches its registry through the proxy: the connection drops in the big layer.
+            for name, digest in (("api", big_digest), ("tools", small_digest)):
+                _create_imagestream(
+                    sandbox,
+                    imagestream(app, name, {"latest": [digest]}, registry=proxy.host, public_registry=None),
+                )
+            apply_yaml(
+                sandbox,
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": app}},
+            )
+            apply_yaml(sandbox, backup("cut", namespace, includedNamespaces=[app]))
+            done = wait_phase(sandbox, "backups", "cut", namespace, FINISHED, timeout=120)
+            assert proxy.cuts >= 1
         assert done["status"]["phase"] == "PartiallyFailed", done["status"]
-        errors = _object(moto, bucket, "velero/backups/no-registry/no-registry-results.gz")["errors"][
-            "namespaces"
-        ][app]
+        errors = _object(moto, bucket, "velero/backups/cut/cut-results.gz")["errors"]["namespaces"][app]
         (message,) = errors
-        assert f"{app}/api" in message and digest in message
-        # The ImageStream and everything else are stored all the same.
-        stored = _object(moto, bucket, "velero/backups/no-registry/no-registry-resource-list.json.gz")
-        assert f"{app}/api" in stored["image.openshift.io/v1/ImageStream"]
+        assert f"{app}/api@{big_digest}" in message and f"imagestream {app}/api" in message
+        # The other image is in the location, the broken one is not, and every object is stored.
+        kept = _object(moto, bucket, "velero/backups/cut/cut-images.json.gz")
+        assert kept == [{"repository": f"{app}/tools", "digest": small_digest}]
+        links = [key for key in _image_keys(moto, bucket) if "/_manifests/revisions/" in key]
+        assert any(f"/{app}/tools/" in key for key in links)
+        assert not any(f"/{app}/api/" in key for key in links)
+        stored = _object(moto, bucket, "velero/backups/cut/cut-resource-list.json.gz")
+        assert sorted(stored["image.openshift.io/v1/ImageStream"]) == [f"{app}/api", f"{app}/tools"]
         assert f"{app}/settings" in stored["v1/ConfigMap"]
     finally:
         sandbox.kubectl("delete", "namespace", app, "--wait=false", check=False)
