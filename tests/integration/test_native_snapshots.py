@@ -26,7 +26,7 @@ import boto3
 import pytest
 import yaml
 from tests.conftest import Sandbox
-from tests.integration.backupkit import unique
+from tests.integration.backupkit import Cli, unique
 from tests.integration.s3server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, MotoServer, moto_server
 from tests.integration.sandboxapi import eventually
 from tests.integration.serverkit import (
@@ -327,3 +327,56 @@ def test_the_guides_dpa_with_the_snapshot_location_in_another_region(
         assert SECRET_ACCESS_KEY not in server.log_path.read_text()
     finally:
         sandbox.kubectl("delete", "namespace", app, "--wait=false", check=False)
+
+
+def test_local_mode_snapshots_restores_and_deletes_through_the_clusters_location(
+    sandbox: Sandbox, moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a server: the command line chooses the cluster's VolumeSnapshotLocation and uses its Secret."""
+    install_crds(sandbox)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", moto.endpoint)
+    namespace, app = unique("vsl"), unique("ebs-app")
+    sandbox.kubectl("create", "namespace", namespace)
+    apply_yaml(
+        sandbox,
+        _secret(namespace),
+        velero("VolumeSnapshotLocation", "east", namespace, provider="aws", config={"region": REGION}),
+    )
+    cli = Cli(sandbox, tmp_path / "config", monkeypatch)
+    volumes = {"a": _volume(moto, "us-east-1a", "gp2"), "b": _volume(moto, "us-east-1b", "gp2")}
+    try:
+        apply_yaml(sandbox, *_app(app, volumes))
+        _bound(sandbox, app)
+        local = ("--mode", "local", "--namespace", namespace)
+        # A location that does not exist is refused before anything is taken.
+        refused = cli(
+            "backup",
+            "create",
+            "nope",
+            "--include-namespaces",
+            app,
+            "--volume-snapshot-locations",
+            "west",
+            *local,
+        )
+        assert refused.code != 0 and "VolumeSnapshotLocation CRD for the location west" in refused.stderr
+        assert _snapshots_tagged(moto, "nope") == []
+
+        cli.ok("backup", "create", "here", "--include-namespaces", app, *local)
+        stored = json.loads((cli.storage / "backups/here/velero-backup.json").read_text())
+        assert stored["spec"]["volumeSnapshotLocations"] == ["east"]
+        assert stored["status"]["volumeSnapshotsCompleted"] == 2
+        assert len(_snapshots_tagged(moto, "here")) == 2
+
+        sandbox.kubectl("delete", "namespace", app, "--wait=true", "--timeout=60s")
+        eventually(lambda: get(sandbox, "pv", f"{app}-pv-b", "") is None, timeout=30)
+        cli.ok("restore", "create", "--from-backup", "here", *local)
+        _bound(sandbox, app)
+        pv_b = json.loads(sandbox.kubectl("get", "pv", f"{app}-pv-b", "-o", "json").stdout)
+        assert pv_b["spec"]["csi"]["volumeHandle"] not in (volumes["b"], "")
+
+        cli.ok("backup", "delete", "here", "--confirm", "--kubeconfig", sandbox.kubeconfig, *local)
+        assert _snapshots_tagged(moto, "here") == []
+    finally:
+        sandbox.kubectl("delete", "namespace", app, "--wait=false", check=False)
+        sandbox.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
