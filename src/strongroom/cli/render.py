@@ -251,6 +251,24 @@ def _volume_lines(
 ) -> list[str]:
     """Velero's "Backup Volumes" and "HooksAttempted" parts of describe."""
     lines = ["", "Backup Volumes:"]
+    native = [info for info in volume_infos or () if info.get("backupMethod") == "NativeSnapshot"]
+    if native:
+        lines.append("  Velero-Native Snapshots:")
+        for info in native:
+            if not details:
+                lines.append(f"    {info.get('pvName')}: specify --details for more information")
+                continue
+            snapshot = info.get("nativeSnapshotInfo") or {}
+            lines += [
+                f"    {info.get('pvName')}:",
+                f"      Snapshot ID:        {snapshot.get('snapshotHandle') or '<none>'}",
+                f"      Type:               {snapshot.get('volumeType', '')}",
+                f"      Availability Zone:  {snapshot.get('volumeAZ', '')}",
+                f"      IOPS:               {snapshot.get('iops') if snapshot.get('iops') not in (None, '0') else '<N/A>'}",
+                f"      Result:             {info.get('result', '')}",
+            ]
+    elif volume_infos is not None:
+        lines.append("  Velero-Native Snapshots: <none included>")
     csi = [info for info in volume_infos or () if info.get("backupMethod") == "CSISnapshot"]
     copies = [info for info in volume_infos or () if info.get("backupMethod") == "PodVolumeBackup"]
     if status.get("csiVolumeSnapshotsAttempted"):

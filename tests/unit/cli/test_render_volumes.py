@@ -55,3 +55,28 @@ def test_without_the_volume_records_nothing_is_claimed_about_the_copies() -> Non
     text = "\n".join(_volume_lines({}, None, details=True))
     assert "<none included>" not in text
     assert "kubectl get podvolumebackups" in text
+
+
+NATIVE = {
+    "backupMethod": "NativeSnapshot",
+    "pvName": "pv-db",
+    "result": "succeeded",
+    "nativeSnapshotInfo": {
+        "snapshotHandle": "snap-0abc",
+        "volumeType": "gp3",
+        "volumeAZ": "us-east-1a",
+        "iops": "4000",
+        "Phase": "Completed",
+    },
+}
+
+
+def test_native_snapshots_are_listed_as_velero_describes_them() -> None:
+    text = "\n".join(_volume_lines({}, [NATIVE], details=True))
+    assert "Velero-Native Snapshots:\n    pv-db:\n      Snapshot ID:        snap-0abc" in text
+    assert "Availability Zone:  us-east-1a" in text and "IOPS:               4000" in text
+    assert "Result:             succeeded" in text
+    short = "\n".join(_volume_lines({}, [NATIVE], details=False))
+    assert "pv-db: specify --details for more information" in short and "snap-0abc" not in short
+    empty = "\n".join(_volume_lines({}, [], details=False))
+    assert "Velero-Native Snapshots: <none included>" in empty
