@@ -1,18 +1,22 @@
-"""Running `strongroom etcd ...` in the test process, and the flags that point it at a test cluster."""
+"""Running `strongroom ...` in the test process (no interpreter start-up), and the flags that point
+`strongroom etcd` at a test cluster."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import time
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from tests.integration.etcdkit import EtcdCluster
 
 from strongroom.cli.main import run_cli
+from strongroom.etcd.snapshot import snapshot_time
 
 
 @dataclass
@@ -53,6 +57,19 @@ def flags(cluster: EtcdCluster, endpoints: list[str] | None = None) -> list[str]
             str(cluster.tls.client_key),
         ]
     return out
+
+
+def after_second_of(snapshot: str) -> None:
+    """Until the clock has left the second ``snapshot`` is named after (names have a one-second
+    resolution), so that the next snapshot gets a later name; no wait once it has."""
+    remaining = snapshot_time(snapshot) + timedelta(seconds=1) - datetime.now(UTC)
+    if remaining > timedelta(0):
+        time.sleep(remaining.total_seconds() + 0.01)
+
+
+def into_next_second() -> None:
+    """Into the next wall-clock second: a snapshot saved after this is named after any saved before."""
+    time.sleep(1.0 - time.time() % 1.0 + 0.01)
 
 
 def digest(path: Path) -> str:

@@ -42,14 +42,28 @@ FAST_FLAGS = (
     "--backup-sync-period",
     "1s",
 )
+# libyaml when PyYAML has it (the wheels do): the pure-Python dumper is ~50 times slower.
+FAST_YAML_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def install_crds(sandbox: Sandbox) -> None:
-    sandbox.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(crd_manifests()))
-    for crd in crd_manifests():
-        sandbox.kubectl(
-            "wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}", "--timeout=30s"
+    manifests = crd_manifests()
+    # libyaml's dumper: the pure-Python one takes 0.2 s for these twelve documents.
+    sandbox.kubectl("apply", "-f", "-", input=yaml.dump_all(manifests, Dumper=FAST_YAML_DUMPER))
+    names = [f"crd/{crd['metadata']['name']}" for crd in manifests]
+
+    def established() -> bool:
+        # One `kubectl get` for all of them; a `kubectl wait` per CRD took ~2 s in all.
+        listed = sandbox.kubectl_json("get", *names)
+        return len(listed["items"]) == len(names) and all(
+            any(
+                condition.get("type") == "Established" and condition.get("status") == "True"
+                for condition in (item.get("status") or {}).get("conditions") or []
+            )
+            for item in listed["items"]
         )
+
+    eventually(established, timeout=30, interval=0.1)
 
 
 @dataclass

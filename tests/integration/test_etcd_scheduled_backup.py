@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import Sandbox
 from tests.integration.backupkit import Cli, KubeCli, unique
-from tests.integration.etcdcli import apiserver_mirror_pod
+from tests.integration.etcdcli import after_second_of, apiserver_mirror_pod
 from tests.integration.etcdkit import start_cluster
 
 from strongroom.deploy.manifests import ETCD_BACKUP_NAME, InstallOptions, render
@@ -75,7 +75,7 @@ def _run_job(sandbox: Sandbox, namespace: str, name: str) -> str:
         if "Complete" in conditions or "Failed" in conditions:
             state = "Complete" if "Complete" in conditions else f"Failed: {conditions['Failed']}"
             break
-        time.sleep(0.5)
+        time.sleep(0.2)
     logs = sandbox.kubectl("logs", f"job/{name}", "-n", namespace, "--tail=-1", check=False)
     log = logs.stdout + logs.stderr
     if state != "Complete":
@@ -177,7 +177,7 @@ def test_the_cronjobs_pod_saves_verifies_and_prunes_etcd_snapshots_in_the_locati
 
             names = [first]
             for run in ("run-2", "run-3"):
-                time.sleep(1.1)  # snapshot names have a one-second resolution
+                after_second_of(names[-1])  # snapshot names have a one-second resolution
                 names.append(_saved_name(_run_job(sandbox, target, run)))
             assert len(set(names)) == 3, names
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from tests.integration.cloudkit import CloudLocation, azure_server, cloud, gcs_server
-from tests.integration.etcdcli import digest, flags, ok, strongroom
+from tests.integration.etcdcli import after_second_of, digest, flags, into_next_second, ok, strongroom
 from tests.integration.etcdkit import EtcdCluster, start_cluster
 from tests.integration.s3server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, MotoServer, moto_server
 
@@ -249,10 +249,10 @@ def test_save_to_an_s3_location_with_static_pod_resources_then_list_and_prune(
     } <= keys
     # The secret key never reaches what was printed or stored.
     assert SECRET_ACCESS_KEY not in first.stdout + first.stderr
-    time.sleep(1.1)
+    after_second_of(saved["name"])  # snapshot names have a one-second resolution
     ok("etcd", "snapshot", "save", "--storage-location", "s3", "--no-static-pod-resources", *flags(cluster))
     ok("etcd", "snapshot", "verify", saved["name"], "--storage-location", "s3")
-    time.sleep(1.1)
+    into_next_second()
     newest = ok(
         "etcd", "snapshot", "save", "--storage-location", "s3", "--no-static-pod-resources", *flags(cluster),
         "-o", "json",

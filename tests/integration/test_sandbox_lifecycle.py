@@ -1,4 +1,9 @@
-"""`strongroom sandbox up|down|status` as a user runs them: the processes, the files, restarts."""
+"""`strongroom sandbox up|down|status` as a user runs them: the processes, the files, restarts.
+
+The first test runs every command as a process of its own, as a shell does; the others run
+them in the test process (an interpreter takes over a second to start), where `up --detach`
+still starts the sandbox as a process of its own.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 from tests.conftest import kubectl_binary
+from tests.integration.etcdcli import ok as in_process_ok
+from tests.integration.etcdcli import strongroom as in_process
 
 from strongroom.sandbox import runner
 from strongroom.sandbox.etcdproc import pid_alive
@@ -91,14 +98,16 @@ def test_up_status_down_and_restart_keeps_objects(tmp_path: Path) -> None:
 
 
 def test_up_twice_is_harmless_and_down_when_stopped_says_so(tmp_path: Path) -> None:
+    # The commands run in this process (the test above runs them as a user does, each a process
+    # of its own); `up --detach` starts the sandbox as a process of its own all the same.
     directory = tmp_path / "twice"
-    strongroom("sandbox", "up", "--dir", str(directory), "--detach")
+    in_process_ok("sandbox", "up", "--dir", str(directory), "--detach")
     try:
-        again = strongroom("sandbox", "up", "--dir", str(directory), "--detach")
+        again = in_process_ok("sandbox", "up", "--dir", str(directory), "--detach")
         assert "already running" in again.stdout
     finally:
-        strongroom("sandbox", "down", "--dir", str(directory))
-    assert "not running" in strongroom("sandbox", "down", "--dir", str(directory)).stdout
+        in_process_ok("sandbox", "down", "--dir", str(directory))
+    assert "not running" in in_process_ok("sandbox", "down", "--dir", str(directory)).stdout
 
 
 def test_requests_without_valid_credentials_get_401(tmp_path: Path) -> None:
@@ -148,23 +157,23 @@ def test_insecure_mode_serves_plain_http_without_authentication(tmp_path: Path) 
 
 
 def test_bad_arguments_are_refused_with_a_clear_message(tmp_path: Path) -> None:
-    proc = strongroom("sandbox", "up", "--dir", str(tmp_path / "x"), "--nodes", "-1", check=False)
-    assert proc.returncode == 2
+    # In this process: refused before anything starts, so no need to pay a new interpreter's start-up.
+    proc = in_process("sandbox", "up", "--dir", str(tmp_path / "x"), "--nodes", "-1")
+    assert proc.code == 2
     assert "--nodes must be between 0 and 1000" in proc.stderr
-    missing = strongroom(
-        "sandbox", "status", "--dir", str(tmp_path / "never-started"), "-o", "json", check=False
-    )
-    assert missing.returncode != 0
+    missing = in_process("sandbox", "status", "--dir", str(tmp_path / "never-started"), "-o", "json")
+    assert missing.code != 0
     assert json.loads(missing.stdout)["running"] is False
 
 
 def test_port_in_use_is_reported(tmp_path: Path) -> None:
     first = runner.start_detached(tmp_path / "a", port=None, nodes=0, insecure=False)
     try:
-        proc = strongroom(
-            "sandbox", "up", "--dir", str(tmp_path / "b"), "--port", str(first.port), "--detach", check=False
+        # `up --detach` in this process: the sandbox it starts is a process of its own all the same.
+        proc = in_process(
+            "sandbox", "up", "--dir", str(tmp_path / "b"), "--port", str(first.port), "--detach"
         )
-        assert proc.returncode != 0
+        assert proc.code != 0
         assert f"port {first.port} on 127.0.0.1 is in use" in proc.stderr
     finally:
         runner.stop(tmp_path / "a")
@@ -178,14 +187,17 @@ def test_large_contents_list_whole_and_survive_a_restart(tmp_path: Path) -> None
     kubeconfig = directory / "kubeconfig"
     try:
         payload = "x" * (200 * 1024)
+        # libyaml's dumper: the pure-Python one takes ~5 s for these 6 MB.
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
         manifests = "\n---\n".join(
-            yaml.safe_dump(
+            yaml.dump(
                 {
                     "apiVersion": "v1",
                     "kind": "ConfigMap",
                     "metadata": {"name": f"big-{i}"},
                     "data": {"blob": payload},
-                }
+                },
+                Dumper=dumper,
             )
             for i in range(30)
         )

@@ -7,7 +7,6 @@ import json
 import os
 import ssl
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from tests.conftest import Sandbox, kubectl_binary
+from tests.integration.etcdcli import ok
 from tests.integration.sandboxapi import eventually
 
 from strongroom.sandbox import runner
@@ -276,9 +276,7 @@ def test_a_pod_of_the_strongroom_image_runs_the_local_strongroom(sandbox: Sandbo
     terminated = done["status"]["containerStatuses"][0]["state"]["terminated"]
     assert terminated["exitCode"] == 0 and terminated["reason"] == "Completed"
     assert condition(done, "Ready")["reason"] == "PodCompleted"
-    expected = subprocess.run(
-        [sys.executable, "-m", "strongroom", "version"], capture_output=True, text=True, check=True
-    ).stdout
+    expected = ok("version").stdout  # the same command, run here
     assert sandbox.kubectl("logs", "-n", namespace, "tool").stdout == expected
 
 
@@ -366,12 +364,7 @@ def test_service_account_tokens_authenticate_until_the_account_is_gone(
 
 
 def test_sandbox_status_lists_the_nodes_with_their_roots(sandbox: Sandbox) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "strongroom", "sandbox", "status", "--dir", str(sandbox.dir), "-o", "json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = ok("sandbox", "status", "--dir", str(sandbox.dir), "-o", "json").stdout
     nodes = json.loads(out)["nodes"]
     root = sandbox.dir.resolve()
     assert nodes == [

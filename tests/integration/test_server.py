@@ -15,6 +15,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from tests.integration.serverkit import (
     wait_phase,
 )
 
+from strongroom.model.velero import parse_timestamp
 from strongroom.sandbox import runner
 
 pytestmark = pytest.mark.integration
@@ -325,8 +327,11 @@ def test_a_killed_server_leaves_no_backup_in_progress_and_the_next_one_completes
     proxy = FaultProxy(
         moto.endpoint, rate=1.0, kinds=[Fault.STALL], eligibility=stall_tarball, stall_seconds=120
     ).start()
+    # The killed server's lease runs out 2 s after its last renewal: by the time the new
+    # process has started, it can take over at once (with the usual 4 s it waited ~2 s).
+    short_lease = ("--lease-duration", "2s", "--renew-deadline", "1.5s", "--retry-period", "0.25s")
     try:
-        server = start_server(sandbox, adp, tmp_path, servers)
+        server = start_server(sandbox, adp, tmp_path, servers, *short_lease)
         location = velero(
             "BackupStorageLocation",
             "default",
@@ -344,7 +349,7 @@ def test_a_killed_server_leaves_no_backup_in_progress_and_the_next_one_completes
         server.kill()
         proxy.healthy()
 
-        restarted = start_server(sandbox, adp, tmp_path, servers)
+        restarted = start_server(sandbox, adp, tmp_path, servers, *short_lease)
         failed = wait_phase(sandbox, "backups", "interrupted", adp, ("Failed",), timeout=40)
         assert "during the server starting" in failed["status"]["failureReason"]
         restarted.wait_leading()
@@ -457,22 +462,35 @@ def test_download_and_delete_requests_are_answered(
 def test_expired_backups_of_an_unavailable_location_are_kept_and_labelled(
     sandbox: Sandbox, adp: str, tmp_path: Path, servers: list[ServerProcess]
 ) -> None:
-    start_server(sandbox, adp, tmp_path, servers, "--garbage-collection-frequency", "1s")
+    # Locations validated every second, so that the short-lived backup's location is seen
+    # Unavailable well before its TTL runs out (and Available again soon after).
+    start_server(
+        sandbox, adp, tmp_path, servers,
+        "--garbage-collection-frequency", "1s", "--store-validation-frequency", "1s",
+    )  # fmt: skip
     bucket = tmp_path / "bucket"
     apply_yaml(sandbox, local_location("default", adp, bucket))
     wait_phase(sandbox, "backupstoragelocations", "default", adp, ("Available",))
-    apply_yaml(sandbox, backup("short-lived", adp, includedNamespaces=["kube-public"], ttl="10s"))
-    wait_phase(sandbox, "backups", "short-lived", adp, ("Completed",))
-    # A backup that never ran expires too, wherever it meant to go.
-    apply_yaml(sandbox, backup("never-ran", adp, storageLocation="nowhere", ttl="1s"))
+    # A backup that never ran expires too, wherever it meant to go (its location does not exist).
+    apply_yaml(
+        sandbox,
+        backup("short-lived", adp, includedNamespaces=["kube-public"], ttl="6s"),
+        backup("never-ran", adp, storageLocation="nowhere", ttl="1s"),
+    )
     assert wait_phase(sandbox, "backups", "never-ran", adp, ("FailedValidation",))["status"]["expiration"]
-    eventually(lambda: get(sandbox, "backups", "never-ran", adp) is None, timeout=20, interval=0.3)
+    completed = wait_phase(sandbox, "backups", "short-lived", adp, ("Completed",))
+    expiration = parse_timestamp(completed["status"]["expiration"])
+    assert expiration is not None
 
     # Someone else's files at the top of the prefix: Velero's check makes the location Unavailable.
     (bucket / "velero" / "not-velero").mkdir(parents=True)
     (bucket / "velero" / "not-velero" / "data.txt").write_text("not a backup")
     unavailable = wait_phase(sandbox, "backupstoragelocations", "default", adp, ("Unavailable",))
     assert "invalid top-level directories: [not-velero]" in unavailable["status"]["message"]
+    # What this test is about: the backup expires while its location is Unavailable.
+    assert datetime.now(UTC) < expiration, "the location became Unavailable only after the backup expired"
+
+    eventually(lambda: get(sandbox, "backups", "never-ran", adp) is None, timeout=20, interval=0.3)
     labelled = eventually(
         lambda: (
             (get(sandbox, "backups", "short-lived", adp) or {})

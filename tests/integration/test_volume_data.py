@@ -22,7 +22,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,8 @@ from tests.integration.cloudkit import (
     PublicClouds,
     public_clouds,
 )
+from tests.integration.etcdcli import Result
+from tests.integration.etcdcli import strongroom as in_process
 from tests.integration.sandboxapi import eventually
 from tests.integration.serverkit import apply_yaml, backup, get, local_location, velero, wait_phase
 
@@ -100,22 +101,18 @@ def cluster(
         runner.stop(directory)
 
 
-def strongroom(sandbox: Sandbox, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBECONFIG": sandbox.kubeconfig}
-    env.pop("STRONGROOM_MODE", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "strongroom", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    if check and proc.returncode != 0:
+def strongroom(sandbox: Sandbox, *args: str, check: bool = True) -> Result:
+    """The command line as a user's shell runs it against ``sandbox`` (in this process: a new
+    interpreter would take over a second to start)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KUBECONFIG", sandbox.kubeconfig)
+        patch.delenv("STRONGROOM_MODE", raising=False)
+        result = in_process(*args)
+    if check and result.code != 0:
         raise AssertionError(
-            f"strongroom {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            f"strongroom {' '.join(args)} failed ({result.code}):\n{result.stdout}\n{result.stderr}"
         )
-    return proc
+    return result
 
 
 def app(namespace: str, *, annotations: dict[str, str] | None = None) -> list[dict[str, Any]]:
