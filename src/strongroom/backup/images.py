@@ -21,13 +21,11 @@ from strongroom.archive.runlog import RunLog
 from strongroom.errors import StrongroomError
 from strongroom.images import (
     ImageBackup,
-    ImageCopier,
-    LocationRegistry,
     backup_repository,
     internal_hosts,
     internal_images,
 )
-from strongroom.images.settings import ImagesSettings, registry_endpoint
+from strongroom.images.settings import ImagesSettings, registry_endpoint, start_registry
 
 __all__ = ["IMAGESTREAMS", "ImageStreamCopies"]
 
@@ -102,15 +100,10 @@ class ImageStreamCopies:
             return None
         settings = self._settings
         try:
-            registry = await self._stack.enter_async_context(
-                LocationRegistry.from_location(
-                    settings.location, settings.credentials, scratch_dir=settings.scratch_dir
-                )
-            )
-            copier = await self._stack.enter_async_context(ImageCopier(scratch_dir=settings.scratch_dir))
+            registry, copier = await start_registry(settings, self._stack)
         except StrongroomError as exc:
-            self._failed_start = f"the backup location's image registry did not start: {exc}"
-            raise StrongroomError(self._failed_start) from None
+            self._failed_start = exc.message
+            raise
         self._backup = ImageBackup(
             copier,
             source=registry_endpoint(host, settings.service_account_dir),

@@ -16,16 +16,19 @@ The cluster's internal registry is reached as a pod of the cluster reaches it:
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from strongroom.images.copy import RegistryCredentials, RegistryEndpoint
+from strongroom.errors import StrongroomError
+from strongroom.images.copy import ImageCopier, RegistryCredentials, RegistryEndpoint
+from strongroom.images.registry import LocationRegistry
 from strongroom.storage.factory import StoreCredentials
 
-__all__ = ["SERVICE_ACCOUNT_DIR", "ImagesSettings", "registry_endpoint"]
+__all__ = ["SERVICE_ACCOUNT_DIR", "ImagesSettings", "registry_endpoint", "start_registry"]
 
 SERVICE_ACCOUNT_DIR: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -41,6 +44,22 @@ class ImagesSettings:
     """The cluster's internal registry host, when the cluster publishes it."""
     scratch_dir: Path | None = None
     service_account_dir: Path = SERVICE_ACCOUNT_DIR
+
+
+async def start_registry(
+    settings: ImagesSettings, stack: contextlib.AsyncExitStack
+) -> tuple[LocationRegistry, ImageCopier]:
+    """The location's registry and a copier, stopped when ``stack`` closes; a StrongroomError says why not."""
+    try:
+        registry = await stack.enter_async_context(
+            LocationRegistry.from_location(
+                settings.location, settings.credentials, scratch_dir=settings.scratch_dir
+            )
+        )
+        copier = await stack.enter_async_context(ImageCopier(scratch_dir=settings.scratch_dir))
+    except StrongroomError as exc:
+        raise StrongroomError(f"the backup location's image registry did not start: {exc}") from None
+    return registry, copier
 
 
 def registry_endpoint(host: str, service_account_dir: Path = SERVICE_ACCOUNT_DIR) -> RegistryEndpoint:

@@ -22,7 +22,7 @@ from strongroom.archive import Results
 from strongroom.archive.runlog import RunLog
 from strongroom.errors import StrongroomError
 from strongroom.images import ImageCopier, ImageRestore, LocationRegistry, internal_hosts, internal_images
-from strongroom.images.settings import ImagesSettings, registry_endpoint
+from strongroom.images.settings import ImagesSettings, registry_endpoint, start_registry
 
 __all__ = ["IMAGESTREAMS", "ImageStreamRestores"]
 
@@ -119,19 +119,11 @@ class ImageStreamRestores:
         if self._failed_start is not None:
             raise StrongroomError(self._failed_start)
         if self._registry is None or self._copier is None:
-            settings = self._settings
             try:
-                self._registry = await self._stack.enter_async_context(
-                    LocationRegistry.from_location(
-                        settings.location, settings.credentials, scratch_dir=settings.scratch_dir
-                    )
-                )
-                self._copier = await self._stack.enter_async_context(
-                    ImageCopier(scratch_dir=settings.scratch_dir)
-                )
+                self._registry, self._copier = await start_registry(self._settings, self._stack)
             except StrongroomError as exc:
-                self._failed_start = f"the backup location's image registry did not start: {exc}"
-                raise StrongroomError(self._failed_start) from None
+                self._failed_start = exc.message
+                raise
         return self._registry, self._copier
 
     def _error(self, namespace: str, message: str) -> None:
