@@ -97,9 +97,9 @@ class ServerConfig:
     default_backup_ttl: timedelta = timedelta(hours=720)
     default_location: str = "default"
     default_snapshot_locations: tuple[tuple[str, str], ...] = ()
+    """The VolumeSnapshotLocation of each provider that has several (provider, name)."""
     openshift_plugin: bool = False
     """Copy ImageStreams' internal images without a DPA that lists the openshift plugin."""
-    """The VolumeSnapshotLocation of each provider that has several (provider, name)."""
     store_validation_frequency: timedelta = timedelta(minutes=1)
     backup_sync_period: timedelta = timedelta(minutes=1)
     gc_frequency: timedelta = timedelta(hours=1)
