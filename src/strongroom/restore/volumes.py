@@ -46,6 +46,7 @@ from strongroom.errors import NotFoundError, StrongroomError
 from strongroom.hooks import HookResults, RestoreExecHooks, RestoreHookSet, add_init_containers
 from strongroom.kube import Discovery, KubeClient
 from strongroom.model import labels as velero_labels
+from strongroom.restore.actions import rename_pv
 from strongroom.restore.images import IMAGESTREAMS, ImageStreamRestores
 from strongroom.snapshots.native import PHASE_COMPLETED, SnapshotterSource
 from strongroom.storage.catalog import BackupCatalog
@@ -70,7 +71,6 @@ VS_RESTORE_SIZE_ANNOTATION: Final = "velero.io/csi-volumesnapshot-restore-size"
 DEFAULT_FS_RESTORE_TIMEOUT: Final = timedelta(hours=4)
 # Velero's --terminating-resource-timeout: how long a PV being deleted is waited for.
 DEFAULT_TERMINATING_TIMEOUT: Final = timedelta(minutes=10)
-ANN_ORIGINAL_PV_NAME: Final = "velero.io/original-pv-name"
 _TERMINAL: Final = frozenset({"Completed", "Failed", "Canceled"})
 
 
@@ -268,9 +268,7 @@ class VolumeRestores:
             f"restored persistent volume {name} from snapshot {snapshot_id} as volume {volume_id}", name=name
         )
         if new_name is not None:
-            metadata = restored.setdefault("metadata", {})
-            metadata["name"] = new_name
-            metadata.setdefault("annotations", {})[ANN_ORIGINAL_PV_NAME] = name
+            rename_pv(restored, new_name)
             renamed[source_name] = new_name
         return restored
 
