@@ -24,10 +24,10 @@ import tarfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
+from tests.integration.s3server import LoopbackServer
 from tests.integration.serverproc import HOST, free_port, server_process
 
 from strongroom.images import OPENSHIFT_INTERNAL_REGISTRY
@@ -87,7 +87,7 @@ def internal_registry(directory: Path) -> Iterator[InternalRegistry]:
 
 
 @dataclass
-class DroppingProxy:
+class DroppingProxy(LoopbackServer):
     """A loopback proxy to a registry that drops every blob download after ``cut_after`` bytes.
 
     To the client the registry goes away half-way through a layer. Each
@@ -104,22 +104,7 @@ class DroppingProxy:
 
     @property
     def host(self) -> str:
-        assert self._server is not None
-        return f"{HOST}:{self._server.sockets[0].getsockname()[1]}"
-
-    async def __aenter__(self) -> DroppingProxy:
-        self._server = await asyncio.start_server(self._accept, HOST, 0)
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._handlers):
-            task.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
-        await self._server.wait_closed()
+        return f"{HOST}:{self.port}"
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

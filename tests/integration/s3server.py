@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import boto3
 from tests.integration.serverproc import HOST, free_port, server_process
@@ -81,8 +81,41 @@ INTERNAL_ERROR = (
 PASS, SLOWDOWN, INTERNAL, RESET, CUT, STALL, FORBIDDEN = "pass", "503", "500", "reset", "cut", "stall", "403"
 
 
+class LoopbackServer:
+    """A TCP server on 127.0.0.1 while its ``async with`` block runs; the block's end ends every handler.
+
+    Subclasses (dataclasses) declare ``_server`` and ``_handlers`` and handle
+    each connection in ``_accept``, adding their task to ``_handlers``.
+    """
+
+    _server: asyncio.Server | None
+    _handlers: set[asyncio.Task[None]]
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self._accept, HOST, 0)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
 @dataclass
-class FlakyProxy:
+class FlakyProxy(LoopbackServer):
     """An HTTP/1.1 proxy to moto that applies ``plan(request_number, request_line)`` to each request.
 
     Every response closes its connection, which keeps the relaying simple;
@@ -117,23 +150,7 @@ class FlakyProxy:
 
     @property
     def endpoint(self) -> str:
-        assert self._server is not None
-        port = self._server.sockets[0].getsockname()[1]
-        return f"http://{HOST}:{port}"
-
-    async def __aenter__(self) -> FlakyProxy:
-        self._server = await asyncio.start_server(self._accept, HOST, 0)
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._handlers):
-            task.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
-        await self._server.wait_closed()
+        return f"http://{HOST}:{self.port}"
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
